@@ -1,0 +1,159 @@
+"""Settings: one frozen attrs object built from the environment (and an optional .env file).
+
+Every field names its environment variable in its metadata; ``.env.example`` is the
+authoritative, commented list and a test keeps the two in step. Values are parsed and validated
+at start with errors that name the variable and the accepted values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["ConfigError", "Settings", "load_dotenv"]
+
+
+class ConfigError(ValueError):
+    """A setting has a value the gateway cannot use; the message names the variable."""
+
+
+def _env(name: str, help: str) -> dict[str, str]:
+    return {"env": name, "help": help}
+
+
+def _f(default: Any, env: str, help: str) -> Any:
+    return attrs.field(default=default, metadata=_env(env, help))
+
+
+DEFAULT_ARGV = "{binary} start --workDir {workdir} --socketPort {socket_port} --httpPort {http_port}"
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """All knobs of the gateway; see .env.example for the meaning of each."""
+
+    host: str = _f("127.0.0.1", "HOST", "address to listen on")
+    port: int = _f(8317, "PORT", "TCP port to listen on")
+    api_keys: tuple[str, ...] = _f((), "API_KEYS", "comma-separated accepted API keys")
+    allow_open: bool = _f(False, "ALLOW_OPEN", "allow no API keys on a non-loopback address")
+    lingma_binary: str = _f("", "LINGMA_BINARY", "Lingma binary; empty = built-in simulator")
+    lingma_argv: str = _f(DEFAULT_ARGV, "LINGMA_ARGV", "argv template to start the binary")
+    lingma_work_root: str = _f("data/instances", "LINGMA_WORK_ROOT", "root of per-instance workdirs")
+    lingma_instances: int = _f(1, "LINGMA_INSTANCES", "number of Lingma instances")
+    lingma_concurrency: int = _f(4, "LINGMA_CONCURRENCY", "concurrent requests per instance")
+    lingma_mode: str = _f("chat", "LINGMA_MODE", "chat/ask mode: chat or agent")
+    start_timeout: float = _f(30.0, "LINGMA_START_TIMEOUT", "seconds to wait for readiness")
+    restart_initial: float = _f(0.5, "LINGMA_RESTART_INITIAL", "first restart delay (s)")
+    restart_max: float = _f(30.0, "LINGMA_RESTART_MAX", "largest restart delay (s)")
+    ping_interval: float = _f(10.0, "LINGMA_PING_INTERVAL", "seconds between health probes")
+    ping_timeout: float = _f(5.0, "LINGMA_PING_TIMEOUT", "seconds a probe may take")
+    stop_grace: float = _f(3.0, "LINGMA_STOP_GRACE", "seconds between SIGTERM and SIGKILL")
+    first_token_timeout: float = _f(120.0, "FIRST_TOKEN_TIMEOUT", "seconds to the first event")
+    idle_timeout: float = _f(120.0, "IDLE_TIMEOUT", "max seconds between upstream events")
+    request_timeout: float = _f(1800.0, "REQUEST_TIMEOUT", "max seconds for a whole request")
+    max_body_bytes: int = _f(32 * 1024 * 1024, "MAX_BODY_BYTES", "largest accepted request body")
+    sse_ping_interval: float = _f(15.0, "SSE_PING_INTERVAL", "seconds of upstream silence before a keep-alive")
+    log_level: str = _f("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
+
+    @property
+    def uses_simulator(self) -> bool:
+        return not self.lingma_binary
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``); ``overrides`` win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            name = field.metadata["env"]
+            if name in environ and environ[name] != "":
+                values[field.name] = _parse(name, environ[name], field.default)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the variable on any unusable value."""
+        _require(1 <= self.port <= 65535 or self.port == 0, "PORT", "0..65535")
+        _require(self.lingma_instances >= 1, "LINGMA_INSTANCES", "an integer >= 1")
+        _require(self.lingma_concurrency >= 1, "LINGMA_CONCURRENCY", "an integer >= 1")
+        _require(self.lingma_mode in ("chat", "agent"), "LINGMA_MODE", "chat or agent")
+        _require(self.max_body_bytes >= 1024, "MAX_BODY_BYTES", "an integer >= 1024")
+        _require("{workdir}" in self.lingma_argv, "LINGMA_ARGV", "a template containing {workdir}")
+        _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "LOG_LEVEL",
+                 "DEBUG, INFO, WARNING or ERROR")
+        for name in ("start_timeout", "ping_interval", "ping_timeout", "first_token_timeout",
+                     "idle_timeout", "request_timeout", "sse_ping_interval", "restart_initial"):
+            env = attrs.fields_dict(type(self))[name].metadata["env"]
+            _require(getattr(self, name) > 0, env, "a number of seconds > 0")
+        if not self.api_keys and not self.allow_open and not _is_loopback(self.host):
+            raise ConfigError(
+                f"HOST={self.host} is not a loopback address and API_KEYS is empty: set API_KEYS, "
+                "or set ALLOW_OPEN=true to run an open gateway on purpose"
+            )
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting by variable name, with secrets masked (for check-config and logs)."""
+        out = {}
+        for field in attrs.fields(type(self)):
+            value = getattr(self, field.name)
+            if field.name == "api_keys":
+                value = ",".join(k[:3] + "…" for k in value)
+            out[field.metadata["env"]] = value
+        return out
+
+
+def _require(ok: bool, name: str, accepted: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: must be {accepted}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    raw = raw.strip()
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        kind = type(default).__name__ if not isinstance(default, bool) else "true/false"
+        raise ConfigError(f"{name}: cannot read {raw!r} as {kind}") from None
+
+
+def load_dotenv(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
+    """Read ``KEY=VALUE`` lines of a .env file (no expansion); variables already set win."""
+    file = Path(path)
+    if not file.is_file():
+        return {}
+    values = {}
+    for line in file.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return {k: v for k, v in values.items() if k not in os.environ}
