@@ -1,0 +1,39 @@
+"""ASGI entry points for hypercorn.
+
+``hypercorn --worker-class trio trio_lingma.asgi:app`` (settings from the environment and
+``.env``) or ``'trio_lingma.asgi:create_app()'``. ``app`` builds the real application on its
+first ASGI call (the lifespan startup in the worker), so importing this module starts nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart_trio import QuartTrio
+
+from .http.app import create_app as _create_app
+from .settings import Settings, load_dotenv
+
+__all__ = ["app", "create_app"]
+
+
+def create_app() -> QuartTrio:
+    """The application configured from the environment (and an optional ``.env``)."""
+    import os
+
+    return _create_app(Settings.from_env({**load_dotenv(), **os.environ}))
+
+
+class _LazyApp:
+    """An ASGI app that builds the configured application on first use."""
+
+    def __init__(self) -> None:
+        self._app: QuartTrio | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = create_app()
+        await self._app(scope, receive, send)
+
+
+app = _LazyApp()

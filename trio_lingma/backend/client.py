@@ -1,0 +1,221 @@
+"""The Lingma JSON-RPC client: one connection, one reader, one writer.
+
+Theory of operation
+-------------------
+One named reader task owns the receiving side. It never blocks on a consumer: responses wake
+the caller waiting for them; pushes that belong to a chat turn (``params.requestId``) go to that
+turn's bounded channel with ``send_nowait``; every server→client request is answered at once
+(lingma-protocol.md pitfall 1) by queueing the answer for the writer. A turn whose consumer
+falls so far behind that its channel fills up is failed alone (its channel is closed), so a
+slow HTTP client slows only its own stream and never the connection.
+
+One named writer task owns the sending side, fed by a bounded outbox, so frames are never
+interleaved and the reader can queue answers without awaiting.
+
+When the connection ends, every pending call and every open turn gets
+:class:`~trio_lingma.errors.UpstreamClosed` — nobody waits forever on a dead runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from ..errors import UpstreamClosed, UpstreamFailed, UpstreamTimeout
+from ..protocol import jsonrpc
+from ..protocol.lingma import push_request_id, reply_to_server_request
+from .transport import Transport, TransportClosed
+
+__all__ = ["LingmaClient", "Push", "TURN_BUFFER"]
+
+log = logging.getLogger(__name__)
+
+#: Pushes buffered per turn before the turn is failed as too slow (a whole answer fits).
+TURN_BUFFER = 4096
+OUTBOX = 4096
+
+
+@attrs.frozen
+class Push:
+    """A server→client message routed to a turn."""
+
+    method: str
+    params: Any
+
+
+class _Call:
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.message: jsonrpc.Response | jsonrpc.ErrorResponse | None = None
+
+
+class LingmaClient:
+    """A JSON-RPC client over a :class:`Transport`. Run :meth:`serve` in a nursery first."""
+
+    def __init__(self, transport: Transport, *, name: str = "lingma") -> None:
+        self.name = name
+        self._transport = transport
+        self._peer = jsonrpc.Peer()
+        self._calls: dict[int | str, _Call] = {}
+        self._turns: dict[str, trio.MemorySendChannel[Push]] = {}
+        self._outbox_send, self._outbox_receive = trio.open_memory_channel[str](OUTBOX)
+        self._closed: str | None = None
+        self.unanswered_errors = 0
+
+    def __repr__(self) -> str:
+        state = f"closed={self._closed!r}" if self._closed else "open"
+        return f"<LingmaClient {self.name} {state} calls={len(self._calls)} turns={len(self._turns)}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the reader and the writer until the connection ends (then raise UpstreamClosed)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop, name=f"{self.name} writer")
+                task_status.started()
+                await self._read_loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._close(self._closed or "connection closed")
+        raise UpstreamClosed(f"{self.name}: {self._closed}")
+
+    async def call(self, method: str, params: Any = None, *, timeout: float = math.inf) -> Any:
+        """Send a request and wait for its result; JSON-RPC errors raise UpstreamFailed."""
+        self._check_open()
+        id_, frame = self._peer.send_request(method, params)
+        call = self._calls[id_] = _Call()
+        try:
+            await self._outbox_send.send(frame)
+            with trio.fail_after(timeout):
+                await call.done.wait()
+        except trio.TooSlowError:
+            raise UpstreamTimeout(f"{self.name}: no answer to {method} within {timeout:g} s") from None
+        finally:
+            self._calls.pop(id_, None)
+            self._peer.forget(id_)
+        return self._result(method, call.message)
+
+    async def notify(self, method: str, params: Any = None) -> None:
+        self._check_open()
+        await self._outbox_send.send(self._peer.send_notification(method, params))
+
+    @contextmanager
+    def subscribe(self, request_id: str) -> Iterator[trio.MemoryReceiveChannel[Push]]:
+        """Route pushes carrying ``requestId`` to the returned channel while the block runs."""
+        self._check_open()
+        if request_id in self._turns:
+            raise ValueError(f"request id {request_id} is already subscribed")
+        send, receive = trio.open_memory_channel[Push](TURN_BUFFER)
+        self._turns[request_id] = send
+        try:
+            yield receive
+        finally:
+            self._turns.pop(request_id, None)
+            send.close()
+            receive.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed is not None:
+            raise UpstreamClosed(f"{self.name}: {self._closed}")
+
+    def _result(self, method: str, message: jsonrpc.Response | jsonrpc.ErrorResponse | None) -> Any:
+        if message is None:
+            raise UpstreamClosed(f"{self.name}: {self._closed or 'connection closed'} during {method}")
+        if isinstance(message, jsonrpc.ErrorResponse):
+            err = message.error
+            raise UpstreamFailed(f"Lingma error {err.code} on {method}: {err.message}", param=str(err.code))
+        return message.result
+
+    async def _write_loop(self) -> None:
+        async for frame in self._outbox_receive:
+            try:
+                await self._transport.send(frame)
+            except TransportClosed as exc:
+                self._closed = self._closed or str(exc)
+                return
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                text = await self._transport.receive()
+            except TransportClosed as exc:
+                self._closed = str(exc)
+                return
+            try:
+                messages = self._peer.receive_data(text)
+            except jsonrpc.FramingError as exc:
+                log.warning("%s: dropped unframed data from Lingma: %s", self.name, exc)
+                continue
+            for message in messages:
+                self._dispatch(message)
+
+    def _dispatch(self, message: jsonrpc.Received) -> None:
+        match message:
+            case jsonrpc.Response() | jsonrpc.ErrorResponse():
+                self._resolve(message)
+            case jsonrpc.Request(id=id_, method=method, params=params):
+                self._queue(self._peer.send_result(id_, reply_to_server_request(method, params)))
+                self._route(method, params)
+            case jsonrpc.Notification(method=method, params=params):
+                self._route(method, params)
+            case jsonrpc.Invalid(reason=reason):
+                log.warning("%s: invalid message from Lingma: %s", self.name, reason)
+
+    def _resolve(self, message: jsonrpc.Response | jsonrpc.ErrorResponse) -> None:
+        call = self._calls.get(message.id) if message.id is not None else None
+        if call is None:
+            if isinstance(message, jsonrpc.ErrorResponse):
+                self.unanswered_errors += 1
+                log.warning("%s: Lingma error for no pending call: %s", self.name, message.error)
+            return
+        call.message = message
+        call.done.set()
+
+    def _route(self, method: str, params: Any) -> None:
+        request_id = push_request_id(params) or _meta_request_id(params)
+        channel = self._turns.get(request_id) if request_id else None
+        if channel is None:
+            return
+        try:
+            channel.send_nowait(Push(method, params))
+        except trio.WouldBlock:
+            log.warning("%s: turn %s fell %d pushes behind; failing it", self.name, request_id, TURN_BUFFER)
+            self._turns.pop(request_id, None)
+            channel.close()
+        except trio.BrokenResourceError:
+            self._turns.pop(request_id, None)
+
+    def _queue(self, frame: str) -> None:
+        try:
+            self._outbox_send.send_nowait(frame)
+        except trio.WouldBlock:
+            # The writer is stuck on a dead socket; the reader will see the close soon.
+            log.error("%s: outbox full, cannot answer a Lingma request", self.name)
+
+    def _close(self, reason: str) -> None:
+        self._closed = reason
+        for call in self._calls.values():
+            call.done.set()  # message stays None → UpstreamClosed for the caller
+        for channel in self._turns.values():
+            channel.close()
+        self._turns.clear()
+        self._outbox_send.close()
+
+
+def _meta_request_id(params: Any) -> str | None:
+    """ACP pushes carry the correlation id in ``_meta["ai-coding/request-id"]`` (§3B)."""
+    if isinstance(params, dict) and isinstance(params.get("_meta"), dict):
+        rid = params["_meta"].get("ai-coding/request-id")
+        return rid if isinstance(rid, str) and rid else None
+    return None

@@ -1,0 +1,314 @@
+"""One supervised Lingma instance: its subprocess, its WebSocket channel, its restarts.
+
+Theory of operation
+-------------------
+:meth:`Instance.run` is the only task that starts, watches, restarts or kills the instance's
+process (style.md §8). One *life* of the instance is a nursery holding:
+
+* the process task (``trio.run_process`` with an escalating ``deliver_cancel``: the polite
+  protocol ``shutdown``/``exit`` was already sent by the connection's clean-up, then SIGTERM,
+  a grace period, SIGKILL);
+* once the binary wrote ``Communication servers ready - WebSocket: N, HTTP: M`` to
+  ``<workDir>/logs/lingma.log`` (lingma-protocol.md §1.2), the WebSocket connection with the
+  client's reader and writer tasks, then the handshake;
+* the health prober (``ping`` on an interval, bounded by a timeout).
+
+The instance is READY only after the handshake; ``task_status.started()`` is reported the
+first time it gets there. Anything that ends a life (process exit, connection closed, failed
+probes, handshake error) is logged, the state becomes BACKOFF and the next life starts after
+:func:`~trio_lingma.backend.backoff.restart_delay`. A life that stayed ready for
+:data:`STABLE_AFTER` seconds resets the failure count.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import trio
+import trio_websocket
+
+from ..errors import UpstreamError
+from ..protocol import jsonrpc
+from ..settings import Settings
+from .backoff import restart_delay
+from .client import LingmaClient
+from .legacy import Handshake, LegacyDialect
+from .transport import WebSocketTransport
+
+__all__ = ["Instance", "InstanceSnapshot", "InstanceState", "binary_argv"]
+
+log = logging.getLogger(__name__)
+
+READY_LINE = re.compile(rb"Communication servers ready - WebSocket: (\d+), HTTP: (\d+)")
+STABLE_AFTER = 60.0
+PROBE_FAILURES_TO_RESTART = 3
+
+
+class InstanceState(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    UNHEALTHY = "unhealthy"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+
+
+class InstanceDied(Exception):
+    """The process exited, or never became ready."""
+
+
+@attrs.frozen(kw_only=True)
+class InstanceSnapshot:
+    """A frozen view of an instance for /readyz, metrics and the debug dump."""
+
+    index: int
+    state: InstanceState
+    pid: int | None
+    restarts: int
+    in_flight: int
+    capacity: int
+    last_error: str | None
+    logged_in: bool | None
+    ws_port: int | None
+
+
+def binary_argv(settings: Settings) -> list[str]:
+    """The command that starts the configured binary (the simulator when none is set)."""
+    if settings.uses_simulator:
+        return [sys.executable, "-m", "trio_lingma.simulator"]
+    return [settings.lingma_binary]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Instance:
+    """A Lingma runtime owned by this gateway. Run :meth:`run` in a nursery."""
+
+    def __init__(self, index: int, settings: Settings, *, dialect: LegacyDialect | None = None) -> None:
+        self.index = index
+        self.name = f"lingma[{index}]"
+        self.settings = settings
+        self.dialect = dialect or LegacyDialect()
+        self.workdir = Path(settings.lingma_work_root).resolve() / f"instance-{index}"
+        self.limiter = trio.CapacityLimiter(settings.lingma_concurrency)
+        self.state = InstanceState.STARTING
+        self.client: LingmaClient | None = None
+        self.handshake: Handshake | None = None
+        self.pid: int | None = None
+        self.ws_port: int | None = None
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.state_changed = trio.Event()
+        self._polite_exit_sent = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<Instance {self.name} {self.state.value} pid={self.pid} "
+            f"in_flight={self.in_flight}/{self.limiter.total_tokens} restarts={self.restarts}>"
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return int(self.limiter.borrowed_tokens)
+
+    @property
+    def ready(self) -> bool:
+        return self.state is InstanceState.READY and self.client is not None and not self.client.closed
+
+    def snapshot(self) -> InstanceSnapshot:
+        return InstanceSnapshot(
+            index=self.index, state=self.state, pid=self.pid, restarts=self.restarts,
+            in_flight=self.in_flight, capacity=int(self.limiter.total_tokens),
+            last_error=self.last_error, ws_port=self.ws_port,
+            logged_in=self.handshake.logged_in if self.handshake else None,
+        )
+
+    def _set_state(self, state: InstanceState) -> None:
+        if state is not self.state:
+            log.info("%s: %s → %s", self.name, self.state.value, state.value)
+            self.state = state
+            self.state_changed.set()
+            self.state_changed = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Supervise the instance until cancelled; report started once first ready."""
+        failures = 0
+        started = False
+
+        def on_ready() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
+        try:
+            while True:
+                began = trio.current_time()
+                try:
+                    await self._one_life(on_ready)
+                except* Exception as group:
+                    self.last_error = _describe(group)
+                    log.warning("%s: %s", self.name, self.last_error)
+                if self.state is InstanceState.READY and trio.current_time() - began >= STABLE_AFTER:
+                    failures = 0
+                self._forget_connection()
+                failures += 1
+                self.restarts += 1
+                self._set_state(InstanceState.BACKOFF)
+                delay = restart_delay(failures, initial=self.settings.restart_initial,
+                                      maximum=self.settings.restart_max)
+                log.info("%s: restarting in %.2f s (failure %d)", self.name, delay, failures)
+                await trio.sleep(delay)
+                self._set_state(InstanceState.STARTING)
+        finally:
+            self._forget_connection()
+            self._set_state(InstanceState.STOPPED)
+
+    def _forget_connection(self) -> None:
+        self.client = None
+        self.pid = None
+
+    async def _one_life(self, on_ready: object) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log_file = self.workdir / "logs" / "lingma.log"
+        offset = log_file.stat().st_size if log_file.exists() else 0
+        socket_port, http_port = _free_port(), _free_port()
+        argv = self._argv(socket_port, http_port)
+        self._polite_exit_sent = False
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(functools.partial(self._own_process, argv),
+                                          name=f"{self.name} process")
+            self.pid = process.pid
+            log.info("%s: started pid %d: %s", self.name, process.pid, shlex.join(argv))
+            with trio.fail_after(self.settings.start_timeout):
+                port = await _wait_ready_line(log_file, offset, process)
+            self.ws_port = port
+            await self._connected_life(port, on_ready)
+            nursery.cancel_scope.cancel()
+
+    def _argv(self, socket_port: int, http_port: int) -> list[str]:
+        values = {"workdir": str(self.workdir), "socket_port": socket_port, "http_port": http_port}
+        argv: list[str] = []
+        for token in shlex.split(self.settings.lingma_argv):
+            if token == "{binary}":
+                argv += binary_argv(self.settings)
+            else:
+                argv.append(token.format(binary=shlex.join(binary_argv(self.settings)), **values))
+        return argv
+
+    async def _own_process(self, argv: list[str], *, task_status: trio.TaskStatus[trio.Process]) -> None:
+        result = await trio.run_process(
+            argv, check=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            deliver_cancel=self._deliver_cancel, task_status=task_status,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+        )
+        raise InstanceDied(f"process exited with code {result.returncode}")
+
+    async def _deliver_cancel(self, process: trio.Process) -> None:
+        """Escalate: (polite exit already sent) → SIGTERM → grace → SIGKILL."""
+        grace = self.settings.stop_grace
+        if self._polite_exit_sent:
+            with trio.move_on_after(min(grace, 1.0)):
+                await process.wait()
+        if process.returncode is None:
+            process.terminate()
+            with trio.move_on_after(grace):
+                await process.wait()
+        if process.returncode is None:
+            log.warning("%s: pid %d ignored SIGTERM for %.1f s; killing", self.name, process.pid, grace)
+            process.kill()
+
+    async def _connected_life(self, port: int, on_ready: object) -> None:
+        url = f"ws://127.0.0.1:{port}/"
+        async with trio_websocket.open_websocket_url(url, message_queue_size=1024,
+                                                     max_message_size=64 * 1024 * 1024) as ws:
+            try:
+                await self._serve_connection(ws, on_ready)
+            finally:
+                await self._send_polite_exit(ws)
+
+    async def _serve_connection(self, ws: trio_websocket.WebSocketConnection, on_ready: object) -> None:
+        client = LingmaClient(WebSocketTransport(ws), name=self.name)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.serve, name=f"{self.name} reader pid={self.pid}")
+            self.handshake = await self.dialect.handshake(client, str(self.workdir),
+                                                          timeout=self.settings.start_timeout)
+            if not self.handshake.logged_in:
+                log.warning("%s: the runtime is not logged in (auth/status=%r)", self.name,
+                            self.handshake.auth_status)
+            self.client = client
+            self._set_state(InstanceState.READY)
+            on_ready()  # type: ignore[operator]
+            await self._probe_forever(client)
+            nursery.cancel_scope.cancel()
+
+    async def _probe_forever(self, client: LingmaClient) -> None:
+        """Ping on an interval; UNHEALTHY after one failure, restart after several in a row."""
+        failures = 0
+        while True:
+            await trio.sleep(self.settings.ping_interval)
+            try:
+                await self.dialect.ping(client, timeout=self.settings.ping_timeout)
+            except UpstreamError as exc:
+                failures += 1
+                self.last_error = f"health probe failed: {exc.message}"
+                self._set_state(InstanceState.UNHEALTHY)
+                if failures >= PROBE_FAILURES_TO_RESTART:
+                    raise InstanceDied(f"{failures} health probes failed in a row") from None
+                continue
+            failures = 0
+            self._set_state(InstanceState.READY)
+
+    async def _send_polite_exit(self, ws: trio_websocket.WebSocketConnection) -> None:
+        """Ask the runtime to exit (LSP ``shutdown`` + ``exit``), shielded and bounded."""
+        peer = jsonrpc.Peer(first_id=1_000_000)
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            try:
+                await ws.send_message(peer.send_request("shutdown")[1])
+                await ws.send_message(peer.send_notification("exit"))
+                self._polite_exit_sent = True
+            except trio_websocket.ConnectionClosed:
+                pass
+
+
+async def _wait_ready_line(log_file: Path, offset: int, process: trio.Process) -> int:
+    """Poll the runtime's log for the readiness line written after ``offset``; its WS port."""
+    while True:
+        if process.returncode is not None:
+            raise InstanceDied(f"process exited with code {process.returncode} before it was ready")
+        try:
+            with log_file.open("rb") as fh:
+                fh.seek(offset)
+                match = READY_LINE.search(fh.read())
+        except FileNotFoundError:
+            match = None
+        if match:
+            return int(match.group(1))
+        await trio.sleep(0.05)
+
+
+def _describe(group: BaseExceptionGroup[BaseException]) -> str:
+    parts = []
+    for exc in _leaves(group):
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        parts.append(f"{type(exc).__name__}: {message}")
+    return "; ".join(parts)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]

@@ -1,0 +1,139 @@
+"""The legacy ``chat/*`` dialect carried out over a :class:`LingmaClient`.
+
+The decisions (params, push → event translation) live in :mod:`trio_lingma.protocol.lingma`;
+this module only performs the calls. A turn that is left before ``chat/finish`` (client went
+away, deadline, gateway shutdown) sends ``chat/stop`` upstream, shielded and time-bounded,
+so Lingma stops generating for nobody and shutdown can never hang on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from .. import __version__
+from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
+from ..protocol.events import Event
+from ..protocol.lingma import (
+    AUTH_LOGGED_IN,
+    LegacyTurn,
+    ask_accepted,
+    ask_params,
+    initialize_params,
+    parse_models,
+)
+from .client import LingmaClient
+
+__all__ = ["Handshake", "LegacyDialect", "TurnStream"]
+
+log = logging.getLogger(__name__)
+
+#: How long clean-up calls (chat/stop, deleting a session) may take, shielded.
+CLEANUP_TIMEOUT = 2.0
+
+
+@attrs.frozen(kw_only=True)
+class Handshake:
+    """What the runtime told us when we connected."""
+
+    models: tuple[tuple[str, str, bool], ...]
+    logged_in: bool
+    auth_status: Any = None
+
+
+class TurnStream:
+    """The events of one turn, read from the turn's push channel."""
+
+    def __init__(self, client: LingmaClient, pushes: trio.MemoryReceiveChannel[Any], turn: LegacyTurn) -> None:
+        self._client = client
+        self._pushes = pushes
+        self._turn = turn
+
+    @property
+    def finished(self) -> bool:
+        return self._turn.finished
+
+    @property
+    def session_id(self) -> str | None:
+        return self._turn.session_id
+
+    async def receive(self) -> list[Event]:
+        """The next non-empty batch of events; raises when the stream broke."""
+        while True:
+            try:
+                push = await self._pushes.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                if self._client.closed:
+                    raise UpstreamClosed("the Lingma runtime went away during the answer") from None
+                raise UpstreamError("the answer could not be delivered fast enough") from None
+            events = self._turn.feed(push.method, push.params)
+            if events:
+                return events
+
+
+class LegacyDialect:
+    """``initialize`` / ``chat/ask`` / ``chat/stop`` (lingma-protocol.md §2, §3A)."""
+
+    name = "legacy"
+
+    async def handshake(self, client: LingmaClient, workdir: str, *, timeout: float) -> Handshake:
+        with trio.fail_after(timeout):
+            await client.call("initialize", initialize_params(workdir, client_version=__version__))
+            auth = await client.call("auth/status")
+            models = await client.call("config/queryModels", {})
+        status = auth.get("status") if isinstance(auth, dict) else None
+        return Handshake(models=tuple(parse_models(models)), logged_in=status == AUTH_LOGGED_IN, auth_status=auth)
+
+    async def ping(self, client: LingmaClient, *, timeout: float) -> None:
+        await client.call("ping", timeout=timeout)
+
+    @asynccontextmanager
+    async def open_turn(
+        self,
+        client: LingmaClient,
+        *,
+        request_id: str,
+        session_id: str,
+        question: str,
+        model_key: str,
+        is_reply: bool,
+        mode: str,
+        timeout: float,
+    ) -> AsyncIterator[TurnStream]:
+        params = ask_params(
+            request_id=request_id, session_id=session_id, question=question,
+            model_key=model_key, is_reply=is_reply, mode=mode,
+        )
+        with client.subscribe(request_id) as pushes:
+            result = await client.call("chat/ask", params, timeout=timeout)
+            ok, why = ask_accepted(result)
+            if not ok:
+                raise UpstreamFailed(f"Lingma refused the question: {why or 'no reason given'}")
+            turn = LegacyTurn(request_id)
+            turn.session_id = session_id or None
+            try:
+                yield TurnStream(client, pushes, turn)
+            finally:
+                if not turn.finished and not client.closed:
+                    await self.stop(client, request_id, turn.session_id or session_id)
+
+    async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None:
+        """``chat/stop``, shielded and bounded: runs even while the caller is cancelled."""
+        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+            try:
+                await client.call("chat/stop", {"requestId": request_id, "sessionId": session_id})
+            except UpstreamError as exc:
+                log.info("chat/stop for %s failed: %s", request_id, exc.message)
+
+    async def delete_session(self, client: LingmaClient, session_id: str) -> None:
+        """``chat/deleteSessionById``, shielded and bounded."""
+        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+            try:
+                await client.call("chat/deleteSessionById", {"sessionId": session_id})
+            except UpstreamError as exc:
+                log.info("deleting session %s failed: %s", session_id, exc.message)

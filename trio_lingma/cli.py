@@ -1,0 +1,108 @@
+"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``check-config``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from .settings import ConfigError, Settings, load_dotenv
+
+__all__ = ["main", "serve"]
+
+log = logging.getLogger("trio_lingma")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    return Settings.from_env({**load_dotenv(args.env_file), **os.environ}, **overrides)
+
+
+async def serve(settings: Settings, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run hypercorn with the app inside our own root nursery until SIGINT/SIGTERM."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
+
+    from .http.app import create_app
+
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = None
+    config.graceful_timeout = 5.0
+    app = create_app(settings)
+    shutdown = trio.Event()
+
+    async def watch_signals() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                shutdown.set()
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_signals, name="signal watcher")
+        binds = await nursery.start(_run_hypercorn, hypercorn_serve, app, config, shutdown)
+        log.info("trio-lingma listening on %s", ", ".join(binds))
+        task_status.started(settings.port)
+        await shutdown.wait()
+        # hypercorn finishes by itself once shutdown is set
+    log.info("trio-lingma stopped")
+
+
+async def _run_hypercorn(hypercorn_serve, app, config, shutdown, *, task_status=trio.TASK_STATUS_IGNORED):  # type: ignore[no-untyped-def]
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    trio.run(serve, settings)
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulator.cli import main as simulator_main
+
+    return int(simulator_main(args.simulator_args) or 0)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(json.dumps(settings.masked(), indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trio-lingma", description=__doc__)
+    parser.add_argument("--env-file", default=".env", help="optional .env file (default: ./.env)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="run the gateway")
+    p_serve.add_argument("--host", help="override HOST")
+    p_serve.add_argument("--port", type=int, help="override PORT")
+    p_serve.set_defaults(func=_cmd_serve)
+    p_sim = sub.add_parser("simulate", help="run the Lingma simulator standalone")
+    p_sim.add_argument("simulator_args", nargs=argparse.REMAINDER)
+    p_sim.set_defaults(func=_cmd_simulate)
+    p_check = sub.add_parser("check-config", help="print the effective settings (secrets masked)")
+    p_check.set_defaults(func=_cmd_check_config)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"trio-lingma: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

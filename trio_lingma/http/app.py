@@ -1,0 +1,86 @@
+"""The quart-trio application factory.
+
+``create_app(settings)`` has no side effects: the gateway's instances start in quart-trio's
+lifespan nursery (``app.nursery``) when serving begins, so ``hypercorn --worker-class trio``
+and ``trio-lingma serve`` run the same task tree (style.md §13).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from ..backend.gateway import Gateway
+from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge
+from ..settings import Settings
+from . import health, openai_api
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+#: Every blueprint, and the renderer of errors raised outside its routes (404 of unknown
+#: paths, 413 from the body limit) for requests under its URL prefix. Explicit, no import magic.
+BLUEPRINTS = (
+    (health.blueprint, None),
+    (openai_api.blueprint, openai_api.render_error),
+)
+
+
+def create_app(settings: Settings | None = None) -> QuartTrio:
+    """Build the app. Nothing starts until the app is served."""
+    settings = settings or Settings.from_env()
+    app = QuartTrio(__name__)
+    # Quart cuts streaming bodies after RESPONSE_TIMEOUT (60 s by default): our own layered
+    # deadlines bound every request instead (REQUEST_TIMEOUT).
+    app.config.update(
+        RESPONSE_TIMEOUT=None,
+        BODY_TIMEOUT=120,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    gateway = Gateway(settings)
+    app.extensions["trio_lingma.gateway"] = gateway
+    app.extensions["trio_lingma.settings"] = settings
+
+    for blueprint, _ in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+
+    @app.before_serving
+    async def _start() -> None:
+        await app.nursery.start(gateway.serve)
+        if not await gateway.wait_ready(settings.start_timeout):
+            log.error("no Lingma instance became ready within %.0f s; /readyz reports why",
+                      settings.start_timeout)
+
+    @app.after_request
+    async def _request_id(response: Response) -> Response:
+        rid = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:24]}"
+        response.headers.setdefault("x-request-id", rid)
+        response.headers.setdefault("request-id", rid)
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException) -> Any:
+        return _render_for_path(_as_gateway_error(exc))
+
+    return app
+
+
+def _as_gateway_error(exc: HTTPException) -> GatewayError:
+    if exc.code == 413:
+        return RequestTooLarge("Request body is too large.")
+    if exc.code == 404:
+        return NotFound(f"No route for {request.method} {request.path}.")
+    error = ClientError(exc.description or exc.name)
+    error.status = exc.code or 400  # type: ignore[misc]
+    return error
+
+
+def _render_for_path(exc: GatewayError) -> Any:
+    return openai_api.render_error(exc)

@@ -1,0 +1,100 @@
+"""What every route shares: the gateway handle, auth, body reading, streamed responses.
+
+Streaming responses are admitted *before* headers are sent: :func:`open_event_stream` runs the
+body generator up to the point where the turn is admitted and accepted upstream, so model,
+capacity and upstream errors still become real HTTP errors. After that the generator owns the
+turn; a client disconnect reaches it as ``trio.Cancelled`` and its ``async with`` exits release
+everything (style.md §5, stack-notes: "the client disconnect only reaches a streaming generator
+as cancellation").
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from quart import current_app, request
+
+from ..backend.gateway import EventStream, Gateway
+from ..errors import AuthenticationFailed, GatewayError, InternalError, InvalidRequest, RequestTooLarge
+from ..protocol.conversation import ChatRequest
+
+__all__ = ["check_auth", "gateway", "open_event_stream", "read_json"]
+
+log = logging.getLogger(__name__)
+
+Renderer = Callable[[EventStream], AsyncIterator[bytes]]
+
+
+def gateway() -> Gateway:
+    return current_app.extensions["trio_lingma.gateway"]  # type: ignore[no-any-return]
+
+
+def presented_key(headers: Any) -> str | None:
+    """The API key from ``Authorization: Bearer`` or ``x-api-key``."""
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return str(token.strip())
+    key = headers.get("x-api-key")
+    return str(key) if key else None
+
+
+def key_matches(candidate: str, keys: tuple[str, ...]) -> bool:
+    """Constant-time comparison against every configured key (no early exit)."""
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(candidate.encode(), key.encode())
+    return found
+
+
+def check_auth() -> None:
+    """Raise AuthenticationFailed unless the request carries a configured key (if any)."""
+    keys = gateway().settings.api_keys
+    if not keys:
+        return
+    candidate = presented_key(request.headers)
+    if candidate is None:
+        raise AuthenticationFailed("Missing API key: send `Authorization: Bearer <key>` or `x-api-key`.")
+    if not key_matches(candidate, keys):
+        raise AuthenticationFailed("Incorrect API key provided.")
+
+
+async def read_json() -> Any:
+    """The request body as JSON; 413 above MAX_BODY_BYTES, 400 when it is not JSON."""
+    limit = gateway().settings.max_body_bytes
+    if (request.content_length or 0) > limit:
+        raise RequestTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+    raw = await request.get_data(cache=False, as_text=False)
+    if len(raw) > limit:
+        raise RequestTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+
+
+async def open_event_stream(
+    chat: ChatRequest, render: Renderer, on_error: Callable[[GatewayError], bytes]
+) -> AsyncIterator[bytes]:
+    """Admit ``chat`` now (raising GatewayError before headers); return the body iterator."""
+    gw = gateway()
+
+    async def body() -> AsyncIterator[bytes]:
+        async with gw.open_turn(chat) as stream:
+            yield b""  # admitted: headers may go out now
+            try:
+                async for chunk in render(stream):
+                    yield chunk
+            except GatewayError as exc:
+                yield on_error(exc)
+            except Exception as exc:  # a bug: end the stream in protocol shape, and log it
+                log.exception("stream failed")
+                yield on_error(InternalError(f"internal error: {type(exc).__name__}"))
+
+    generator = body()
+    await generator.__anext__()
+    return generator

@@ -1,0 +1,36 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint
+
+from .common import gateway
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+async def healthz() -> Any:
+    return {"status": "ok"}
+
+
+@blueprint.get("/readyz")
+async def readyz() -> Any:
+    snap = gateway().statistics()
+    body = {
+        "ready": snap.ready > 0,
+        "simulator": snap.simulator,
+        "instances": [
+            {"index": i.index, "state": i.state.value, "pid": i.pid, "in_flight": i.in_flight,
+             "capacity": i.capacity, "restarts": i.restarts, "logged_in": i.logged_in,
+             "last_error": i.last_error}
+            for i in snap.instances
+        ],
+    }
+    if snap.simulator:
+        body["warning"] = "running on the built-in Lingma simulator (LINGMA_BINARY is not set)"
+    return body, (200 if snap.ready else 503)

@@ -1,0 +1,182 @@
+"""Sans-IO pieces of Lingma's legacy ``chat/*`` dialect (lingma-protocol.md §2, §3A, §6).
+
+Builders return the ``params`` of the client's calls; :class:`LegacyTurn` turns the pushes of
+one ``chat/ask`` turn into internal events; :func:`reply_to_server_request` says what to
+answer to every server→client request — which must be answered at once (pitfall 1: an
+unanswered push makes Lingma stall and deliver answers "one ask late").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .events import ErrorKind, Event, Finish, FinishReason, StreamError, TextDelta, ThinkingDelta
+
+__all__ = [
+    "CHAT_PUSHES",
+    "LegacyTurn",
+    "ask_params",
+    "initialize_params",
+    "parse_models",
+    "push_request_id",
+    "reply_to_server_request",
+]
+
+#: Pushes that belong to one chat turn and carry ``params.requestId``.
+CHAT_PUSHES = frozenset(
+    {
+        "chat/answer",
+        "chat/think",
+        "chat/finish",
+        "chat/process_step_callback",
+        "tool/call/sync",
+        "tool/invoke",
+    }
+)
+
+AUTH_LOGGED_IN = 2
+
+
+def initialize_params(workdir: str, *, client_version: str) -> dict[str, Any]:
+    """LSP-style ``initialize``: without rootUri/workspaceFolders Lingma logs
+    "workspacePath is empty" (pitfall 4). Never follow it with ``initialized`` (pitfall 3)."""
+    uri = Path(workdir).resolve().as_uri()
+    return {
+        "processId": None,
+        "clientInfo": {"name": "trio-lingma", "version": client_version},
+        "rootUri": uri,
+        "capabilities": {},
+        "workspaceFolders": [{"uri": uri, "name": Path(workdir).name or "workspace"}],
+        "ideSeries": "trio-lingma",
+        "pluginVersion": client_version,
+        "allowStatistics": False,
+    }
+
+
+def ask_params(
+    *,
+    request_id: str,
+    session_id: str,
+    question: str,
+    model_key: str,
+    is_reply: bool,
+    mode: str = "chat",
+) -> dict[str, Any]:
+    """``chat/ask`` params (``ChatAskParam``; the fields a real plugin sends)."""
+    return {
+        "requestId": request_id,
+        "chatTask": "FREE_INPUT",
+        "chatContext": None,
+        "sessionId": session_id,
+        "codeLanguage": "",
+        "isReply": is_reply,
+        "source": 1,
+        "questionText": question,
+        "stream": True,
+        "taskDefinitionType": "",
+        "extra": {"modelConfig": {"key": model_key}},
+        "sessionType": "chat",
+        "targetAgent": "",
+        "pluginPayloadConfig": {"isEnableAutoMemory": False},
+        "mode": mode,
+        "shellType": "",
+        "customModel": None,
+    }
+
+
+def ask_accepted(result: Any) -> tuple[bool, str]:
+    """Whether a ``chat/ask`` result accepted the turn (``isSuccess`` or ``success``)."""
+    if not isinstance(result, dict):
+        return False, f"unexpected chat/ask result {result!r}"
+    ok = result.get("isSuccess", result.get("success", False))
+    return bool(ok), str(result.get("errorMessage") or result.get("status") or "")
+
+
+def push_request_id(params: Any) -> str | None:
+    """The ``requestId`` a push belongs to, if any."""
+    if isinstance(params, dict):
+        rid = params.get("requestId")
+        return rid if isinstance(rid, str) and rid else None
+    return None
+
+
+def parse_models(result: Any) -> list[tuple[str, str, bool]]:
+    """``config/queryModels`` → [(key, display name, is_reasoning)], deduplicated, in order.
+
+    The shape differs per runtime (§5: scenes → item lists), so walk the whole tree and take
+    any object with a ``key``/``id``/``modelId`` like LP does.
+    """
+    found: dict[str, tuple[str, str, bool]] = {}
+    stack = [result]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            key = node.get("key") or node.get("modelId") or node.get("id")
+            name = node.get("displayName") or node.get("name") or node.get("label") or key
+            if isinstance(key, str) and key and key not in found:
+                found[key] = (key, str(name), bool(node.get("isReasoning")))
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+    return list(found.values())
+
+
+def reply_to_server_request(method: str, params: Any) -> Any:
+    """The immediate answer to a server→client request (``None`` = JSON null).
+
+    The older plugin declares ``chat/answer``/``chat/finish`` as returning ``Boolean``; ``ping``
+    must not be null (the plugin NPEs, §6); everything else gets null (§6: "answer with null
+    or an empty result").
+    """
+    if method in ("chat/answer", "chat/finish", "chat/think"):
+        return True
+    if method == "ping":
+        return {"success": True}
+    if method == "workspace/workspaceFolders":
+        return []
+    if method == "workspace/configuration":
+        items = params.get("items", []) if isinstance(params, dict) else []
+        return [None for _ in items]
+    return None
+
+
+class LegacyTurn:
+    """Turns the pushes of one ``chat/ask`` turn into internal events."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.session_id: str | None = None
+        self.finished = False
+
+    def feed(self, method: str, params: Any) -> list[Event]:
+        if self.finished or not isinstance(params, dict):
+            return []
+        if isinstance(params.get("sessionId"), str) and params["sessionId"]:
+            self.session_id = params["sessionId"]
+        match method:
+            case "chat/answer":
+                text = params.get("text") or ""
+                # Empty fragments are normal (pitfall 5) and never end the stream.
+                return [TextDelta(text=text)] if text else []
+            case "chat/think":
+                text = params.get("text") or ""
+                return [ThinkingDelta(text=text)] if text else []
+            case "chat/finish":
+                self.finished = True
+                return [_finish_event(params)]
+        return []
+
+
+def _finish_event(params: dict[str, Any]) -> Event:
+    status = params.get("statusCode")
+    reason = str(params.get("reason") or "")
+    if status == 200:
+        cancelled = reason == "cancelled"
+        return Finish(reason=FinishReason.CANCELLED if cancelled else FinishReason.STOP)
+    kind = ErrorKind.UPSTREAM_TIMEOUT if status == 408 else ErrorKind.UPSTREAM_ERROR
+    return StreamError(
+        kind=kind,
+        message=f"Lingma ended the turn with status {status}: {reason or 'no reason given'}",
+        detail={"statusCode": status, "reason": reason},
+    )
