@@ -1,0 +1,49 @@
+"""Server-sent events framing (sans-IO).
+
+Theory of operation
+-------------------
+An SSE frame is a block of ``field: value`` lines ended by an empty line (WHATWG HTML,
+"Server-sent events", §9.2.6). A ``data`` value may not contain a line break, so text with
+line breaks becomes several ``data:`` lines, which the client joins back with ``\\n``. JSON
+payloads are encoded compactly without escaping non-ASCII (both OpenAI and Anthropic stream
+UTF-8 JSON), and JSON never contains a raw line break, so a JSON event is one ``data:`` line.
+A line that starts with ``:`` is a comment: clients ignore it, which makes it a keep-alive.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["DONE", "comment", "encode_event"]
+
+DONE = b"data: [DONE]\n\n"
+"""The OpenAI end-of-stream sentinel, written after the last chunk of a successful stream."""
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def encode_event(data: dict[str, Any] | str, *, event: str | None = None) -> bytes:
+    """One SSE frame: optional ``event:`` line, then the data (a JSON object or raw text)."""
+    text = data if isinstance(data, str) else _compact_json(data)
+    lines = [] if event is None else [f"event: {_single_line(event, 'event')}"]
+    lines += [f"data: {line}" for line in _LINE_BREAK.split(text)]
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def comment(text: str) -> bytes:
+    """An SSE comment frame (``: text``), ignored by clients; used as a keep-alive."""
+    lines = [f": {line}" if line else ":" for line in _LINE_BREAK.split(text)]
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def _compact_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _single_line(value: str, field: str) -> str:
+    # An event name with a line break would inject a field into the frame.
+    if _LINE_BREAK.search(value):
+        raise ValueError(f"SSE {field} must be a single line: {value!r}")
+    return value
