@@ -295,10 +295,10 @@ def _tagged_hook(classes: list[type], conv: cattrs.Converter) -> Callable[[Any],
     """Several attrs classes distinguished by a ``type: Literal[...]`` field."""
     by_tag: dict[Any, type] = {}
     for cls in classes:
-        field = attrs.fields_dict(cls).get("type")
-        if field is None or get_origin(field.type) is not Literal:
+        tag = typing.get_type_hints(cls).get("type")  # resolves string annotations
+        if get_origin(tag) is not Literal:
             raise TypeError(f"{cls.__name__} needs a `type: Literal[...]` tag to be in a union")
-        by_tag.update(dict.fromkeys(get_args(field.type), cls))
+        by_tag.update(dict.fromkeys(get_args(tag), cls))
     tag_type = Literal[tuple(by_tag)]  # type: ignore[valid-type]
     check_tag = _literal_factory(tag_type, conv)
 
