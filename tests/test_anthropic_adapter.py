@@ -612,3 +612,83 @@ def test_ids() -> None:
     assert re.fullmatch(r"msg_01[0-9A-Za-z]{22}", adapter.new_message_id())
     assert re.fullmatch(r"toolu_01[0-9A-Za-z]{22}", adapter.new_tool_use_id())
     assert adapter.new_message_id() != adapter.new_message_id()
+
+
+# --------------------------------------------------------------------------- the checker itself
+
+GOOD = encode([ThinkingDelta(text="hm"), TextDelta(text="hi"), ToolCallStart(id="t", name="n"),
+               ToolCallArgsDelta(id="t", json='{"a":1}'), Usage(input_tokens=1, output_tokens=1),
+               Finish(reason=FinishReason.TOOL_USE)])
+# GOOD: 0 message_start, 1 start thinking, 2 thinking_delta, 3 signature_delta, 4 stop,
+#       5 start text, 6 text_delta, 7 stop, 8 start tool_use, 9 input_json_delta, 10 stop,
+#       11 message_delta, 12 message_stop
+
+
+def mutate(stream: list[tuple[str, dict[str, Any]]], at: int, /, **changes: Any) -> list[tuple[str, dict[str, Any]]]:
+    out = copy.deepcopy(stream)
+    out[at][1].update(changes)
+    return out
+
+
+def delete(*indices: int) -> list[tuple[str, dict[str, Any]]]:
+    return [e for i, e in enumerate(copy.deepcopy(GOOD)) if i not in indices]
+
+
+def insert(index: int, event: tuple[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    out = copy.deepcopy(GOOD)
+    out.insert(index, event)
+    return out
+
+
+PING = ("ping", {"type": "ping"})
+ERROR = ("error", {"type": "error", "error": {"type": "api_error", "message": "x"}})
+
+BAD_STREAMS = [
+    ([], "empty stream"),
+    (delete(0), "first event must be 'message_start'"),
+    ([PING, *GOOD], "first event must be 'message_start'"),
+    (insert(1, GOOD[0]), "a second 'message_start'"),
+    ([("message_stop", {"type": "message_delta"}), *GOOD[1:]], "event name 'message_stop' != payload type"),
+    (insert(1, ("banana", {"type": "banana"})), "unknown event 'banana'"),
+    (delete(4), "block 1 starts while block 0 is still open"),
+    (mutate(GOOD, 5, index=2), "block index 2, expected 1"),
+    (mutate(GOOD, 1, index=1), "block index 1, expected 0"),
+    (mutate(GOOD, 6, index=0), "but the open block is 1"),
+    (mutate(GOOD, 6, delta={"type": "thinking_delta", "thinking": "x"}), "'thinking_delta' inside a 'text' block"),
+    (mutate(GOOD, 2, delta={"type": "text_delta", "text": "x"}), "'text_delta' inside a 'thinking' block"),
+    (mutate(GOOD, 9, delta={"type": "text_delta", "text": "x"}), "'text_delta' inside a 'tool_use' block"),
+    (delete(3), "stops without a final signature_delta"),
+    (insert(4, GOOD[2]), "'thinking_delta' after the thinking block's signature_delta"),
+    (delete(6), "text block 1 was opened for nothing"),
+    (mutate(GOOD, 6, delta={"type": "text_delta", "text": ""}), "empty text_delta"),
+    (mutate(GOOD, 5, content_block={"type": "text", "text": "early"}), "text block must start empty"),
+    (mutate(GOOD, 8, content_block={"type": "tool_use", "id": "t", "name": "n", "input": {"a": 1}}),
+     "must start with input {}"),
+    (mutate(GOOD, 9, delta={"type": "input_json_delta", "partial_json": '{"a":'}), "partial_json does not parse"),
+    (mutate(GOOD, 9, delta={"type": "input_json_delta", "partial_json": "[1]"}), "input is not a JSON object"),
+    (delete(10), "'message_delta' while tool_use block 2 is still open"),
+    (delete(11), "'message_stop' without a 'message_delta'"),
+    (delete(12), "stream ends without 'message_stop' or 'error'"),
+    (insert(12, GOOD[11]), "'message_delta' twice"),
+    ([*GOOD, PING], "'ping' after the stream ended"),
+    (mutate(GOOD, 11, delta={"stop_reason": None, "stop_sequence": None}), "stop_reason: None"),
+    (mutate(GOOD, 11, delta={"stop_reason": "end_turn", "stop_sequence": "X"}), "does not fit stop_reason"),
+    ([*GOOD[:3], ERROR], "'error' while thinking block 0 is still open"),
+    ([*GOOD[:5], ERROR, PING], "'ping' after the stream ended"),
+    ([*GOOD[:5], ("error", {"type": "error", "error": {"type": "oops", "message": "x"}})], "error.type: 'oops'"),
+]
+
+
+@pytest.mark.parametrize(("stream", "message"), BAD_STREAMS, ids=[b[1] for b in BAD_STREAMS])
+def test_checker_rejects(stream: list[tuple[str, dict[str, Any]]], message: str) -> None:
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        check_stream(stream)
+
+
+def test_checker_accepts() -> None:
+    check_stream(GOOD)
+    check_stream([GOOD[0], PING, *GOOD[1:3], PING, *GOOD[3:11], PING, *GOOD[11:]])
+    check_stream([*GOOD[:5], ERROR])
+    check_stream([GOOD[0], ERROR])
+    cut = mutate(GOOD, 9, delta={"type": "input_json_delta", "partial_json": '{"a":'})
+    check_stream([*cut[:11], ERROR])  # a call cut off by an upstream failure
