@@ -18,7 +18,7 @@ from typing import Any
 
 from .conversation import ChatRequest, flatten, tools_json
 
-__all__ = ["IMAGE_TOKENS", "count_input_tokens", "count_text", "TOKENIZER_NAME"]
+__all__ = ["IMAGE_TOKENS", "RunningCount", "count_input_tokens", "count_text", "TOKENIZER_NAME"]
 
 TOKENIZER_NAME = "qwen2.5-72b-instruct"
 #: Flat cost per image; Lingma does not say what it charges, and Qwen-VL's own count depends
@@ -45,3 +45,83 @@ def count_input_tokens(request: ChatRequest) -> int:
     images = sum(len(m.images) for m in request.messages)
     tools = count_text(tools_json(request.tools)) if request.tools else 0
     return count_text(flatten(request)) + tools + IMAGE_TOKENS * images
+
+
+class RunningCount:
+    """The exact :func:`count_text` of a text that only grows, without recounting it all.
+
+    A BPE count is not additive (``count_text(a + b)`` may exceed ``count_text(a) +
+    count_text(b)`` by a few tokens, e.g. ``" "`` + ``"好"``), so a stream cannot just sum the
+    counts of its deltas. But Qwen's pre-tokenizer never merges across some boundaries, whatever
+    text follows: a letter, then a space or CJK punctuation, then a letter (the punctuation
+    starts the next word piece); a line end then a letter; two ASCII digits (digits are single
+    pieces). None of those characters compose under NFC either. So the text before the last such
+    boundary is counted once ("settled") and only the short tail is recounted.
+    """
+
+    def __init__(self) -> None:
+        self._settled = 0
+        self._tail = ""
+
+    @property
+    def total(self) -> int:
+        """``count_text`` of everything appended so far."""
+        return self._settled + count_text(self._tail)
+
+    def count_with(self, extra: str) -> int:
+        """``count_text`` of everything appended so far followed by ``extra``."""
+        return self._settled + count_text(self._tail + extra)
+
+    def append(self, text: str) -> None:
+        start = max(len(self._tail) - 2, 1)
+        self._tail += text
+        cut = _last_safe_boundary(self._tail, start)
+        if cut > 0:
+            self._settled += count_text(self._tail[:cut])
+            self._tail = self._tail[cut:]
+
+    def fit(self, text: str, limit: int) -> str:
+        """The longest start of ``text`` that keeps the total within ``limit`` tokens.
+
+        The cut falls on a token boundary of the whole text whenever the tokenizer allows it.
+        """
+        room = limit - self._settled
+        if room <= 0:
+            return ""
+        tok = _tokenizer()
+        joined = self._tail + text
+        ids = tok.encode(joined, allowed_special=set(), disallowed_special=())
+        prefix = str(tok.decode(ids[:room], errors="ignore"))
+        if prefix.startswith(self._tail) and joined.startswith(prefix):
+            kept = prefix[len(self._tail) :]
+            if self.count_with(kept) <= limit:
+                return kept
+        return longest_fitting(text, lambda part: self.count_with(part) <= limit)
+
+
+_SPLITTERS = frozenset(" ，。、；：？！")
+
+
+def _last_safe_boundary(text: str, start: int) -> int:
+    """The largest ``p >= start`` where the count splits exactly (see RunningCount), or 0."""
+    for p in range(len(text) - 2, start - 1, -1):
+        before, at, after = text[p - 1], text[p], text[p + 1]
+        if at in _SPLITTERS and before.isalpha() and after.isalpha():
+            return p
+        if before == "\n" and at.isalpha():
+            return p
+        if before in "0123456789" and at in "0123456789":
+            return p
+    return 0
+
+
+def longest_fitting(text: str, fits: Any) -> str:
+    """The longest prefix of ``text`` for which ``fits(prefix)`` holds (binary search)."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(text[:mid]):
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
