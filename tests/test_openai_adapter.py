@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -529,3 +531,46 @@ def test_ids_are_fresh_and_prefixed() -> None:
     a, b = new_completion_id(), new_completion_id()
     assert a.startswith("chatcmpl-") and a != b
     assert new_tool_call_id().startswith("call_")
+
+
+# --- nothing crashes ----------------------------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+_ROLES = st.sampled_from(["system", "developer", "user", "assistant", "tool", "bot"])
+_PART = st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "input_text", "image_url", "refusal", "file"])},
+    optional={
+        "text": st.text(max_size=5) | _JSON,
+        "image_url": st.fixed_dictionaries({"url": st.sampled_from(["https://x", "data:image/png;base64,AA", "data:,"])})
+        | _JSON,
+    },
+)
+_MESSAGE = st.fixed_dictionaries(
+    {"role": _ROLES},
+    optional={
+        "content": st.none() | st.text(max_size=5) | st.lists(_PART, max_size=3) | _JSON,
+        "tool_call_id": st.text(max_size=3) | _JSON,
+        "tool_calls": st.lists(_JSON, max_size=2),
+    },
+)
+_BODY = st.fixed_dictionaries(
+    {"model": st.just("qwen") | _JSON, "messages": st.lists(_MESSAGE, max_size=4) | _JSON},
+    optional={
+        name: _JSON | st.integers(-2, 6)
+        for name in ["stream", "max_tokens", "temperature", "top_p", "n", "stop", "tools", "tool_choice"]
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_JSON, _BODY))
+def test_any_json_parses_or_fails_with_invalid_request(value: Any) -> None:
+    try:
+        parse_chat_request(value)
+    except errors.InvalidRequest as exc:
+        assert exc.message
+        assert exc.param is None or exc.message.startswith(exc.param + ": ")

@@ -88,7 +88,8 @@ class Length:
     def check(self, value: Any) -> None:
         what = "characters" if isinstance(value, str) else "items"
         if len(value) < self.lo:
-            raise FieldError("must not be empty" if self.lo == 1 else f"must have at least {self.lo} {what}")
+            message = f"must have at least {self.lo} {what}"
+            raise FieldError("must not be empty" if self.lo == 1 else message)
         if self.hi is not None and len(value) > self.hi:
             raise FieldError(f"must have at most {self.hi} {what}")
 
@@ -141,7 +142,8 @@ def _type_kind(t: Any) -> str | None:
 
 
 def _expect(kind: str, value: Any) -> FieldError:
-    return FieldError(f"must be {_KIND_ARTICLE[kind]} (got {_KIND_ARTICLE.get(json_kind(value), json_kind(value))})")
+    got = json_kind(value)
+    return FieldError(f"must be {_KIND_ARTICLE[kind]} (got {_KIND_ARTICLE.get(got, got)})")
 
 
 def _num(x: float) -> str:
@@ -204,7 +206,10 @@ def _is_array_type(t: Any) -> bool:
 
 
 def _array_factory(t: Any, conv: cattrs.Converter) -> Hook:
-    inner = list_structure_factory(t, conv) if get_origin(t) is list else homogenous_tuple_structure_factory(t, conv)
+    if get_origin(t) is list:
+        inner = list_structure_factory(t, conv)
+    else:
+        inner = homogenous_tuple_structure_factory(t, conv)
     return _requiring("array", lambda v: isinstance(v, list), inner)
 
 

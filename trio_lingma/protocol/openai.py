@@ -340,14 +340,20 @@ _FINISH_REASONS = {
 
 def _usage_json(usage: Usage | None) -> dict[str, int]:
     prompt, completion = (usage.input_tokens, usage.output_tokens) if usage else (0, 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    total = prompt + completion
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
 
 
 class ChunkStream:
     """Turns the internal event stream into ``chat.completion.chunk`` objects (sans-IO)."""
 
     def __init__(self, *, completion_id: str, model: str, created: int, include_usage: bool) -> None:
-        self._head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+        self._head = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
         self._include_usage = include_usage
         self._tool_index: dict[str, int] = {}
         self._usage: Usage | None = None
@@ -391,7 +397,8 @@ class ChunkStream:
 
     def _tool_start(self, event: ToolCallStart) -> list[dict[str, Any]]:
         index = self._tool_index.setdefault(event.id, len(self._tool_index))
-        call = {"index": index, "id": event.id, "type": "function", "function": {"name": event.name, "arguments": ""}}
+        function = {"name": event.name, "arguments": ""}
+        call = {"index": index, "id": event.id, "type": "function", "function": function}
         return [self._chunk({"tool_calls": [call]})]
 
     def _tool_args(self, event: ToolCallArgsDelta) -> list[dict[str, Any]]:
@@ -460,14 +467,17 @@ def _accumulate(events: Iterable[Event]) -> _Accumulated:
 
 
 def _add_tool_event(calls: dict[str, dict[str, Any]], event: ToolCallStart | ToolCallArgsDelta) -> None:
-    call = calls.setdefault(event.id, {"id": event.id, "type": "function", "function": {"name": "", "arguments": ""}})
+    blank = {"id": event.id, "type": "function", "function": {"name": "", "arguments": ""}}
+    call = calls.setdefault(event.id, blank)
     if isinstance(event, ToolCallStart):
         call["function"]["name"] = event.name
     else:
         call["function"]["arguments"] += event.json
 
 
-def build_completion(events: Iterable[Event], *, completion_id: str, model: str, created: int) -> dict[str, Any]:
+def build_completion(
+    events: Iterable[Event], *, completion_id: str, model: str, created: int
+) -> dict[str, Any]:
     """The non-streaming ``chat.completion`` object; a StreamError raises its GatewayError."""
     acc = _accumulate(events)
     if acc.finish is None:
@@ -478,7 +488,8 @@ def build_completion(events: Iterable[Event], *, completion_id: str, model: str,
         message["reasoning_content"] = "".join(acc.thinking)
     if acc.calls:
         message["tool_calls"] = [_with_default_args(c) for c in acc.calls.values()]
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _FINISH_REASONS[acc.finish.reason]}
+    reason = _FINISH_REASONS[acc.finish.reason]
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -527,6 +538,7 @@ def error_body(exc: GatewayError) -> dict[str, Any]:
 def models_list(models: Iterable[tuple[str, str]], created: int) -> dict[str, Any]:
     """``GET /v1/models``: ``(model id, display name)`` pairs as OpenAI model objects."""
     data = [
+        # display_name is an extra field (OpenAI's model object has none); SDKs keep extras.
         {"id": model_id, "object": "model", "created": created, "owned_by": "lingma", "display_name": name}
         for model_id, name in models
     ]
