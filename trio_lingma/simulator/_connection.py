@@ -127,7 +127,7 @@ class Connection:
             await self._ws.send_message(frame)
 
     async def push(self, method: str, params: dict[str, Any]) -> int:
-        """Send a server→client request with a fresh id; returns the id (see :meth:`wait_acked`)."""
+        """Send a server→client request with a fresh id and return it (see :meth:`wait_acked`)."""
         id_, frame = self._peer.send_request(method, params)
         event = self._acks[id_] = trio.Event()
         await self.send(frame)

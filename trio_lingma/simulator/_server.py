@@ -69,7 +69,9 @@ class SimulatorPorts:
 
 
 async def serve_simulator(
-    config: SimulatorConfig, *, task_status: trio.TaskStatus[SimulatorPorts] = trio.TASK_STATUS_IGNORED
+    config: SimulatorConfig,
+    *,
+    task_status: trio.TaskStatus[SimulatorPorts] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a simulated Lingma binary until cancelled or an ``exit`` notification.
 
@@ -87,7 +89,7 @@ async def serve_simulator(
             )
             ports = await _start_listeners(nursery, config, sim)
             _write_info(config.work_dir, ports.websocket)
-            log.info(f"Communication servers ready - WebSocket: {ports.websocket}, HTTP: {ports.http}")
+            log.info(_ready_line(ports))
             task_status.started(ports)
     finally:
         log.info("simulator stopped")
@@ -118,11 +120,20 @@ async def _serve_connection(sim: Simulator, dialect: Dialect, request: WebSocket
         sim.log.error(f"connection #{conn_id} failed: {group.exceptions!r}")
 
 
+def _ready_line(ports: SimulatorPorts) -> str:
+    return f"Communication servers ready - WebSocket: {ports.websocket}, HTTP: {ports.http}"
+
+
 def _write_info(work_dir: Path, websocket_port: int) -> None:
     """The discovery file clients read (LP ``resolveSharedClientInfo``), written atomically."""
     cache = work_dir / "SharedClientCache"
     cache.mkdir(parents=True, exist_ok=True)
-    info = {"websocketPort": websocket_port, "pid": os.getpid(), "ipcServerPath": "", "isDev": False}
+    info = {
+        "websocketPort": websocket_port,
+        "pid": os.getpid(),
+        "ipcServerPath": "",
+        "isDev": False,
+    }
     tmp = cache / ".info.json.tmp"
     tmp.write_text(json.dumps(info), encoding="utf-8")
     os.replace(tmp, cache / ".info.json")

@@ -29,14 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="serve the simulated binary")
-    start.add_argument("--workDir", help="logs/ and SharedClientCache/ go here (default: a temp dir)")
+    start.add_argument("--workDir", help="logs/ and SharedClientCache/ go here (default: temp dir)")
     start.add_argument("--socketPort", type=int, default=37010, help="WebSocket port, 0 = any free")
     start.add_argument("--httpPort", type=int, default=37510, help="HTTP port, 0 = any free")
     start.add_argument("--copyDataDir", help="accepted and ignored (real binary: clone a data dir)")
     start.add_argument("--endpoint", help="accepted and ignored (real binary: cloud base URL)")
     start.add_argument("--dialect", choices=sorted(DIALECTS), default="legacy")
-    start.add_argument("--ackTimeout", type=float, default=3.0, help="seconds before a push counts as unanswered")
-    start.add_argument("--toolTimeout", type=float, default=5.0, help="seconds a tool call waits for the client")
+    start.add_argument(
+        "--ackTimeout", type=float, default=3.0, help="seconds before a push is unanswered"
+    )
+    start.add_argument(
+        "--toolTimeout", type=float, default=5.0, help="seconds a tool waits for the client"
+    )
     status = commands.add_parser("status", help="print the login status as JSON")
     status.add_argument("-o", dest="output", default="json")
     status.add_argument("--workDir")
