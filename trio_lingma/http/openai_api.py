@@ -65,7 +65,8 @@ async def chat_completions() -> Any:
     heartbeat = gateway().settings.sse_ping_interval
 
     async def render(stream: EventStream) -> AsyncIterator[bytes]:
-        chunks = openai.ChunkStream(completion_id, chat.model, created, chat.include_usage)
+        chunks = openai.ChunkStream(completion_id=completion_id, model=chat.model, created=created,
+                                     include_usage=chat.include_usage)
         yield sse.encode_event(chunks.first())
         while not stream.ended:
             events = await stream.receive(heartbeat=heartbeat)
