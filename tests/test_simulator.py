@@ -602,3 +602,26 @@ async def test_cli_subprocess_crash_exits_1(tmp_path: Path) -> None:
                 with pytest.raises(ConnectionClosed):
                     await client.collect(lambda m: False)
             assert await proc.wait() == 1
+
+
+class _TaskNames(trio.abc.Instrument):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.names.append(task.name)
+
+
+async def test_every_simulator_task_is_named(ports: SimulatorPorts) -> None:
+    recorder = _TaskNames()
+    trio.lowlevel.add_instrument(recorder)
+    try:
+        with trio.fail_after(5):
+            async with connect(ports) as client:
+                await client.call("chat/ask", ask_params("r1", "[sim tools] x"))
+                await client.collect(finish_of("r1"))
+    finally:
+        trio.lowlevel.remove_instrument(recorder)
+    assert any(name.startswith("request chat/ask") for name in recorder.names)
+    assert any(name.startswith("tool call sim-r1-0") for name in recorder.names)
+    assert not [name for name in recorder.names if name.startswith("trio_lingma.simulator")]
