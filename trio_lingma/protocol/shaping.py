@@ -6,9 +6,12 @@ Lingma's ``chat/ask`` has no field for stop sequences or an output budget and re
 usage (lingma-protocol.md §3A), so the gateway enforces them on the event stream itself:
 
 * stop sequences: text is held back until it can no longer be the start of a stop string,
-  so a stop string split across ``chat/answer`` chunks is still found and never leaked;
-* max_tokens: every emitted text/thinking delta is counted with the Qwen tokenizer; the delta
-  that would cross the budget is cut at a token boundary;
+  so a stop string split across ``chat/answer`` chunks is still found and never leaked. When
+  several could match, the one *completed* first wins (ties: the longer one), as a model that
+  stops generating at the first stop string would do; the result never depends on chunking;
+* max_tokens: the emitted text and thinking are counted exactly as one text (the Qwen count is
+  not additive over deltas); the delta that would cross the budget is cut at a token boundary,
+  so ``output_tokens <= max_tokens`` always holds;
 * usage: exactly one :class:`Usage` event precedes the terminal :class:`Finish`.
 
 When the shaper ends a turn early (:attr:`OutputShaper.done` turns True before upstream
@@ -18,6 +21,7 @@ finished) the caller stops the upstream turn (``chat/stop``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from . import tokens
 from .events import (
@@ -48,15 +52,14 @@ class OutputShaper:
         self._max_tokens = max_tokens
         self._stop = tuple(s for s in stop if s)
         self._holdback = max((len(s) for s in self._stop), default=1) - 1
-        self._count = count
+        self._meter: _Meter = tokens.RunningCount() if count is tokens.count_text else _Recount(count)
         self._pending = ""  # text not yet released (might begin a stop string)
-        self._emitted: list[str] = []  # everything released, for the exact final count
-        self._budget_used = 0
         self.done = False
 
     @property
     def output_tokens(self) -> int:
-        return self._count("".join(self._emitted))
+        """Tokens of everything released so far (text and thinking, in order, as one text)."""
+        return self._meter.total
 
     def feed(self, event: Event) -> list[Event]:
         """Shape one upstream event; returns [] once the turn is done."""
@@ -65,38 +68,50 @@ class OutputShaper:
         match event:
             case TextDelta(text=text):
                 return self._text(text)
-            case ThinkingDelta(text=text):
-                return self._thinking(text)
             case Finish():
                 return self._flush() + self._finish(event)
-            case StreamError():
-                self.done = True
-                return [*self._flush(), event]
             case Usage():
                 return []  # the gateway's own count is authoritative and consistent
             case _:
-                return [*self._flush(), event]
+                # Thinking, tool events and errors: held text comes first, in stream order.
+                out = self._flush()
+                if self.done:  # the flush used up the budget: the turn ended there
+                    return out
+                if isinstance(event, ThinkingDelta):
+                    return out + self._thinking(event.text)
+                if isinstance(event, StreamError):
+                    self.done = True
+                return [*out, event]
 
     def _text(self, text: str) -> list[Event]:
         self._pending += text
-        for stop in self._stop:
-            at = self._pending.find(stop)
-            if at >= 0:
-                before, self._pending = self._pending[:at], ""
-                out = self._release(before)
-                if self.done:  # the budget ran out first
-                    return out
-                return out + self._finish(Finish(reason=FinishReason.STOP_SEQUENCE, stop_sequence=stop))
+        match = self._first_stop()
+        if match is not None:
+            at, stop = match
+            before, self._pending = self._pending[:at], ""
+            out = self._release(before)
+            if self.done:  # the budget ran out first
+                return out
+            return out + self._finish(Finish(reason=FinishReason.STOP_SEQUENCE, stop_sequence=stop))
         cut = len(self._pending) - self._holdback
         if cut <= 0:
             return []
         ready, self._pending = self._pending[:cut], self._pending[cut:]
         return self._release(ready)
 
+    def _first_stop(self) -> tuple[int, str] | None:
+        """(position, stop string) of the stop string completed first in the held text."""
+        best: tuple[int, int, str] | None = None
+        for stop in self._stop:
+            at = self._pending.find(stop)
+            if at >= 0 and (best is None or (at + len(stop), at) < best[:2]):
+                best = (at + len(stop), at, stop)
+        return None if best is None else (best[1], best[2])
+
     def _thinking(self, text: str) -> list[Event]:
         kept = self._take_budget(text)
         out: list[Event] = [ThinkingDelta(text=kept)] if kept else []
-        if kept != text or self._exhausted():
+        if kept != text:
             return out + self._finish(Finish(reason=FinishReason.LENGTH))
         return out
 
@@ -114,20 +129,14 @@ class OutputShaper:
         return self._release(text)
 
     def _exhausted(self) -> bool:
-        return self._max_tokens is not None and self._budget_used >= self._max_tokens
+        return self._max_tokens is not None and self._meter.total >= self._max_tokens
 
     def _take_budget(self, text: str) -> str:
         """The part of ``text`` that fits in the remaining budget (cut at a token boundary)."""
-        n = self._count(text)
-        if self._max_tokens is None or self._budget_used + n <= self._max_tokens:
-            self._budget_used += n
-            self._emitted.append(text)
-            return text
-        room = max(self._max_tokens - self._budget_used, 0)
-        kept = _first_tokens(text, room)
-        self._budget_used = self._max_tokens
-        self._emitted.append(kept)
-        return kept
+        if self._max_tokens is not None and self._meter.count_with(text) > self._max_tokens:
+            text = self._meter.fit(text, self._max_tokens)
+        self._meter.append(text)
+        return text
 
     def _finish(self, finish: Finish) -> list[Event]:
         if self.done:
@@ -137,9 +146,30 @@ class OutputShaper:
         return [usage, finish]
 
 
-def _first_tokens(text: str, n: int) -> str:
-    if n <= 0:
-        return ""
-    tok = tokens._tokenizer()
-    ids = tok.encode(text, allowed_special=set(), disallowed_special=())
-    return str(tok.decode(ids[:n], errors="ignore"))
+class _Meter(Protocol):
+    @property
+    def total(self) -> int: ...
+    def count_with(self, extra: str) -> int: ...
+    def append(self, text: str) -> None: ...
+    def fit(self, text: str, limit: int) -> str: ...
+
+
+class _Recount:
+    """A meter for a custom ``count``: recounts the whole text (fine for tests and short texts)."""
+
+    def __init__(self, count: Callable[[str], int]) -> None:
+        self._count = count
+        self._text = ""
+
+    @property
+    def total(self) -> int:
+        return self._count(self._text)
+
+    def count_with(self, extra: str) -> int:
+        return self._count(self._text + extra)
+
+    def append(self, text: str) -> None:
+        self._text += text
+
+    def fit(self, text: str, limit: int) -> str:
+        return tokens.longest_fitting(text, lambda part: self.count_with(part) <= limit)
