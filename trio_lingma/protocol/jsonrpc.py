@@ -59,7 +59,15 @@ class ProtocolError(Exception):
 
 
 class FramingError(ProtocolError):
-    """Bytes that are not ``Content-Length`` framed (Lingma: "Unknown message header")."""
+    """Bytes that are not ``Content-Length`` framed (Lingma: "Unknown message header").
+
+    Messages that were complete *before* the bad bytes in the same feed are not lost: the
+    decoder puts their bodies in :attr:`bodies`, :meth:`Peer.receive_data` the parsed messages
+    in :attr:`messages`; handle them as if ``receive_data`` had returned them.
+    """
+
+    bodies: tuple[bytes, ...] = ()
+    messages: tuple[Received, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -143,8 +151,12 @@ class FrameDecoder:
         """Add received data; return the bodies of every message now complete."""
         self._buffer += data.encode("utf-8") if isinstance(data, str) else data
         bodies: list[bytes] = []
-        while (body := self._next_body()) is not None:
-            bodies.append(body)
+        try:
+            while (body := self._next_body()) is not None:
+                bodies.append(body)
+        except FramingError as exc:
+            exc.bodies = tuple(bodies)
+            raise
         return bodies
 
     def _next_body(self) -> bytes | None:
@@ -175,6 +187,8 @@ class FrameDecoder:
 
     def _check_partial_header(self) -> None:
         # A header starts with a field name; JSON starts with "{" or "[".
+        if self._buffer == b"\r":  # half of a tolerated line end between messages
+            return
         if not self._buffer[:1].isalpha():
             self._buffer.clear()
             raise FramingError("Unknown message header")
@@ -190,10 +204,10 @@ def _content_length(header: bytes) -> int:
         if not sep:
             raise FramingError("Unknown message header")
         if name.strip().lower() == b"content-length":
-            try:
-                length = int(value.strip())
-            except ValueError:
-                raise FramingError(f"bad Content-Length {value!r}") from None
+            value = value.strip()
+            if not value.isdigit():  # ASCII digits only: no sign, "_" or other scripts' digits
+                raise FramingError(f"bad Content-Length {value!r}")
+            length = int(value)
     if length is None or length < 0:
         raise FramingError("Unknown message header")
     return length
@@ -203,7 +217,7 @@ def parse_message(body: bytes) -> Message:
     """Classify one JSON-RPC message body."""
     try:
         obj = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, huge ints, deep nesting
         raise ProtocolError(f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("a JSON-RPC message must be an object")
@@ -216,7 +230,10 @@ def parse_message(body: bytes) -> Message:
             return Request(id=_check_id(obj["id"]), method=method, params=obj.get("params"))
         return Notification(method=method, params=obj.get("params"))
     if "error" in obj and obj["error"] is not None:
-        return ErrorResponse(id=obj.get("id"), error=_parse_error(obj["error"]))
+        id_ = obj.get("id")
+        return ErrorResponse(
+            id=None if id_ is None else _check_id(id_), error=_parse_error(obj["error"])
+        )
     if has_id:
         return Response(id=_check_id(obj["id"]), result=obj.get("result"))
     raise ProtocolError("message is neither a request, a notification nor a response")
@@ -302,9 +319,15 @@ class Peer:
 
         A body that is not JSON-RPC comes back as :class:`Invalid` (the messages around it
         still flow). Raises :class:`FramingError` on unframed input, after which the decoder
-        has dropped its buffer and is ready for the next frame.
+        has dropped its buffer and is ready for the next frame; messages that came before the
+        bad bytes are in the exception's ``messages``.
         """
-        return [self._match(body) for body in self._decoder.feed(data)]
+        try:
+            bodies = self._decoder.feed(data)
+        except FramingError as exc:
+            exc.messages = tuple(self._match(body) for body in exc.bodies)
+            raise
+        return [self._match(body) for body in bodies]
 
     def _match(self, body: bytes) -> Received:
         try:
