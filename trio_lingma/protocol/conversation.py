@@ -25,7 +25,8 @@ The flattened form (also documented in DESIGN.md) is::
 
 A conversation that is just one user message (and no system text) is sent as that message's
 text alone, exactly what a person would type into the IDE. Images are represented by a
-placeholder line; tool calls an assistant made earlier are rendered as a JSON line.
+placeholder line (``[image: <url or media type>]``); a tool call an assistant made earlier
+is rendered as ``Tool call <id>: <name>(<JSON arguments>)``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "render_message",
     "render_new_turn",
     "split_new_turn",
+    "tools_json",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
