@@ -92,6 +92,9 @@ class Settings:
                      "idle_timeout", "request_timeout", "sse_ping_interval", "restart_initial"):
             env = attrs.fields_dict(type(self))[name].metadata["env"]
             _require(getattr(self, name) > 0, env, "a number of seconds > 0")
+        _require(self.stop_grace >= 0, "LINGMA_STOP_GRACE", "a number of seconds >= 0")
+        _require(self.restart_max >= self.restart_initial, "LINGMA_RESTART_MAX",
+                 "a number of seconds >= LINGMA_RESTART_INITIAL")
         if not self.api_keys and not self.allow_open and not _is_loopback(self.host):
             raise ConfigError(
                 f"HOST={self.host} is not a loopback address and API_KEYS is empty: set API_KEYS, "
@@ -104,7 +107,7 @@ class Settings:
         for field in attrs.fields(type(self)):
             value = getattr(self, field.name)
             if field.name == "api_keys":
-                value = ",".join(k[:3] + "…" for k in value)
+                value = ",".join(_mask(k) for k in value)
             out[field.metadata["env"]] = value
         return out
 
@@ -114,7 +117,13 @@ def _require(ok: bool, name: str, accepted: str) -> None:
         raise ConfigError(f"{name}: must be {accepted}")
 
 
+def _mask(key: str) -> str:
+    # A short key would be given away by its first characters: show none of it.
+    return key[:3] + "…" if len(key) >= 12 else "…"
+
+
 def _is_loopback(host: str) -> bool:
+    host = host.lower().removeprefix("[").removesuffix("]")  # "[::1]" as written in URLs
     if host == "localhost":
         return True
     try:
@@ -150,10 +159,19 @@ def load_dotenv(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
     if not file.is_file():
         return {}
     values = {}
-    for line in file.read_text().splitlines():
+    for line in file.read_text(encoding="utf-8-sig").splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, value = line.partition("=")
-        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+        values[key.strip().removeprefix("export ").strip()] = _dotenv_value(value.strip())
     return {k: v for k, v in values.items() if k not in os.environ}
+
+
+def _dotenv_value(value: str) -> str:
+    """A quoted value loses one pair of quotes; an unquoted one its `` #`` comment."""
+    if value[:1] in ("'", '"') and (end := value.find(value[0], 1)) > 0:
+        return value[1:end]
+    if value.startswith("#"):
+        return ""
+    return value.split(" #", 1)[0].rstrip()
