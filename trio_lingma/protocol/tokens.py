@@ -14,6 +14,7 @@ canonical JSON of the tool definitions + :data:`IMAGE_TOKENS` per image.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from .conversation import ChatRequest, flatten, tools_json
@@ -115,7 +116,7 @@ def _last_safe_boundary(text: str, start: int) -> int:
     return 0
 
 
-def longest_fitting(text: str, fits: Any) -> str:
+def longest_fitting(text: str, fits: Callable[[str], bool]) -> str:
     """The longest prefix of ``text`` for which ``fits(prefix)`` holds (binary search)."""
     lo, hi = 0, len(text)
     while lo < hi:
