@@ -80,7 +80,7 @@ class Connection:
         except FramingError as exc:
             preview = data[:80] if isinstance(data, str) else data[:80].decode(errors="replace")
             self._sim.log.warn(f"read message failed: {exc}: {preview!r}")
-            return
+            items = list(exc.messages)  # what was complete before the bad bytes still counts
         for item in items:
             self._dispatch(item)
 
