@@ -156,7 +156,7 @@ class LingmaClient:
                 messages = self._peer.receive_data(text)
             except jsonrpc.FramingError as exc:
                 log.warning("%s: dropped unframed data from Lingma: %s", self.name, exc)
-                continue
+                messages = list(exc.messages)  # complete before the bad bytes: still valid
             for message in messages:
                 self._dispatch(message)
 
