@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from quart import Response, request
+from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from ..backend.gateway import Gateway
 from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge
 from ..settings import Settings
-from . import health, openai_api
+from . import anthropic_api, health, openai_api
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-#: Every blueprint, and the renderer of errors raised outside its routes (404 of unknown
-#: paths, 413 from the body limit) for requests under its URL prefix. Explicit, no import magic.
-BLUEPRINTS = (
-    (health.blueprint, None),
-    (openai_api.blueprint, openai_api.render_error),
+#: Every blueprint, with the URL prefix whose errors raised outside routes (404 of unknown
+#: paths, 405, 413 from the body limit) it renders, and its renderer; the longest matching
+#: prefix wins. Explicit, no import magic.
+BLUEPRINTS: tuple[tuple[Blueprint, str | None, Callable[[GatewayError], Response] | None], ...] = (
+    (health.blueprint, None, None),
+    (anthropic_api.blueprint, "/v1/messages", anthropic_api.render_error),
+    (openai_api.blueprint, "/", openai_api.render_error),
 )
 
 
@@ -48,7 +51,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.extensions["trio_lingma.gateway"] = gateway
     app.extensions["trio_lingma.settings"] = settings
 
-    for blueprint, _ in BLUEPRINTS:
+    for blueprint, _, _ in BLUEPRINTS:
         app.register_blueprint(blueprint)
 
     @app.before_serving
@@ -83,4 +86,15 @@ def _as_gateway_error(exc: HTTPException) -> GatewayError:
 
 
 def _render_for_path(exc: GatewayError) -> Any:
-    return openai_api.render_error(exc)
+    return error_renderer(request.path)(exc)
+
+
+def error_renderer(path: str) -> Callable[[GatewayError], Response]:
+    """The renderer of the longest prefix in BLUEPRINTS that ``path`` is under."""
+    matches = [(len(prefix), render) for _, prefix, render in BLUEPRINTS
+               if prefix is not None and render is not None and _under(path, prefix)]
+    return max(matches, key=lambda m: m[0])[1]
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")

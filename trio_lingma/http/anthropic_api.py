@@ -1,0 +1,145 @@
+"""Anthropic-compatible routes: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+
+Thin: parse with :mod:`trio_lingma.protocol.anthropic`, run the turn through the shared core,
+encode with that module's :class:`~trio_lingma.protocol.anthropic.MessageStream`. Errors are
+rendered in Anthropic's shape (``{"type":"error","error":{"type","message"},"request_id"}``) by
+this blueprint's handler, and by the app for errors raised outside routes under ``/v1/messages``.
+
+Theory of operation (streams)
+-----------------------------
+Anthropic's stream opens with ``message_start`` and a ``ping``; Claude Code and the SDK treat a
+``ping`` as a keep-alive anywhere after that, so while Lingma is silent for
+``SSE_PING_INTERVAL`` seconds we send one (``EventStream.receive(heartbeat=...)`` returns
+``[]`` on silence). The turn is admitted before headers go out (:func:`open_event_stream`), so
+model, auth and capacity errors are real HTTP errors; a failure after that is fed to the
+MessageStream as a ``StreamError``, which closes the open block and ends the stream with an
+``error`` event. ``?beta=true`` and the ``anthropic-version``/``anthropic-beta`` headers need no
+handling: none of them changes what this gateway answers.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from quart import Blueprint, Response, request
+
+from ..errors import GatewayError, InternalError, event_from_error
+from ..protocol import anthropic, sse
+from ..protocol.anthropic import MessageStream, SseEvent
+from ..protocol.events import Event
+from .common import check_auth, gateway, open_event_stream, read_json
+
+__all__ = ["StreamBody", "blueprint", "render_error", "stream_events"]
+
+blueprint = Blueprint("anthropic", __name__)
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class TurnEvents(Protocol):
+    """What :func:`stream_events` needs of a turn (:class:`~trio_lingma.backend.gateway.EventStream`)."""
+
+    ended: bool
+
+    async def receive(self, *, heartbeat: float) -> list[Event]: ...
+
+
+def request_id() -> str:
+    """The id echoed in ``request-id``/``x-request-id`` (the app adds them when a route did not)."""
+    return request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:24]}"
+
+
+def render_error(exc: GatewayError) -> Response:
+    """An error response in Anthropic's shape, its status, and ``Retry-After`` when known."""
+    rid = request_id()
+    status, body = anthropic.error_body(exc, request_id=rid)
+    response = _json_response(body, status=status)
+    response.headers["request-id"] = response.headers["x-request-id"] = rid
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response
+
+
+def _json_response(body: dict[str, Any], *, status: int = 200) -> Response:
+    # Serialized here so that fields keep the order of Anthropic's reference (quart sorts keys).
+    return Response(json.dumps(body, ensure_ascii=False), status=status, content_type="application/json")
+
+
+@blueprint.before_request
+async def _auth() -> None:
+    check_auth()
+
+
+@blueprint.errorhandler(GatewayError)
+async def _error(exc: GatewayError) -> Response:
+    return render_error(exc)
+
+
+@blueprint.post("/v1/messages/count_tokens")
+async def count_tokens() -> Any:
+    chat = anthropic.parse_count_tokens_request(await read_json())
+    gateway().resolve_model(chat.model)  # an unknown model is a 404 here too, as on /v1/messages
+    return _json_response(anthropic.count_tokens_response(chat))
+
+
+@blueprint.post("/v1/messages")
+async def messages() -> Any:
+    chat = anthropic.parse_messages_request(await read_json())
+    message_id = anthropic.new_message_id()
+    if not chat.stream:
+        async with gateway().open_turn(chat) as stream:
+            events = await stream.collect()
+        return _json_response(anthropic.build_message(events, message_id=message_id, model=chat.model))
+    encoder = StreamBody(message_id, chat.model, gateway().settings.sse_ping_interval)
+    body = await open_event_stream(chat, encoder.render, encoder.on_error)
+    return Response(body, content_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def stream_events(
+    stream: TurnEvents, messages: MessageStream, *, heartbeat: float
+) -> AsyncIterator[SseEvent]:
+    """The stream events of one turn: ``message_start``, ``ping``, then the turn's, with a
+    ``ping`` after every ``heartbeat`` seconds of upstream silence."""
+    for item in [*messages.start(), messages.ping()]:
+        yield item
+    while not stream.ended:
+        events = await stream.receive(heartbeat=heartbeat)
+        if not events and not stream.ended:
+            yield messages.ping()
+        for event in events:
+            for item in messages.feed(event):
+                yield item
+    if not messages.done:  # the core promises a terminal event; never leave the client hanging
+        for item in messages.feed(event_from_error(InternalError("the turn ended without a finish event"))):
+            yield item
+
+
+def _frame(item: SseEvent) -> bytes:
+    name, payload = item
+    return sse.encode_event(payload, event=name)
+
+
+class StreamBody:
+    """One streamed response: the MessageStream shared by the body and its error ending."""
+
+    def __init__(self, message_id: str, model: str, heartbeat: float) -> None:
+        self._message_id = message_id
+        self._model = model
+        self._heartbeat = heartbeat
+        self._messages: MessageStream | None = None
+
+    async def render(self, stream: Any) -> AsyncIterator[bytes]:
+        # input_tokens: the number the core counted for this turn (count_input_tokens).
+        self._messages = MessageStream(message_id=self._message_id, model=self._model,
+                                       input_tokens=stream.input_tokens)
+        async for item in stream_events(stream, self._messages, heartbeat=self._heartbeat):
+            yield _frame(item)
+
+    def on_error(self, exc: GatewayError) -> bytes:
+        """Close the open block and end with an ``error`` event (after headers were sent)."""
+        if self._messages is None or self._messages.done:
+            return b""
+        return b"".join(_frame(item) for item in self._messages.feed(event_from_error(exc)))
