@@ -59,6 +59,8 @@ class Settings:
     max_body_bytes: int = _f(32 * 1024 * 1024, "MAX_BODY_BYTES", "largest accepted request body")
     sse_ping_interval: float = _f(15.0, "SSE_PING_INTERVAL", "seconds of upstream silence before a keep-alive")
     log_level: str = _f("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
+    admin_key: str = _f("", "ADMIN_KEY", "key for /admin/*, /debug/tasks; empty disables them")
+    metrics_require_admin: bool = _f(False, "METRICS_REQUIRE_ADMIN", "require ADMIN_KEY for /metrics")
 
     @property
     def uses_simulator(self) -> bool:
@@ -108,6 +110,8 @@ class Settings:
             value = getattr(self, field.name)
             if field.name == "api_keys":
                 value = ",".join(_mask(k) for k in value)
+            elif field.name == "admin_key" and value:
+                value = _mask(value)
             out[field.metadata["env"]] = value
         return out
 

@@ -8,6 +8,7 @@ and ``trio-lingma serve`` run the same task tree (style.md §13).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,9 @@ from werkzeug.exceptions import HTTPException
 from ..backend.gateway import Gateway
 from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge
 from ..settings import Settings
-from . import anthropic_api, health, openai_api
+from ..observability.metrics import Metrics
+from ..observability.usage import UsageLedger
+from . import admin, anthropic_api, health, openai_api
 
 __all__ = ["create_app"]
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 #: prefix wins. Explicit, no import magic.
 BLUEPRINTS: tuple[tuple[Blueprint, str | None, Callable[[GatewayError], Response] | None], ...] = (
     (health.blueprint, None, None),
+    (admin.blueprint, None, None),
     (anthropic_api.blueprint, "/v1/messages", anthropic_api.render_error),
     (openai_api.blueprint, "/", openai_api.render_error),
 )
@@ -50,6 +54,8 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     gateway = Gateway(settings)
     app.extensions["trio_lingma.gateway"] = gateway
     app.extensions["trio_lingma.settings"] = settings
+    app.extensions["trio_lingma.metrics"] = metrics = Metrics(gateway.statistics)
+    app.extensions["trio_lingma.usage"] = UsageLedger()
 
     for blueprint, _, _ in BLUEPRINTS:
         app.register_blueprint(blueprint)
@@ -60,6 +66,20 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         if not await gateway.wait_ready(settings.start_timeout):
             log.error("no Lingma instance became ready within %.0f s; /readyz reports why",
                       settings.start_timeout)
+
+    @app.before_request
+    async def _start_clock() -> None:
+        request.started_at = time.perf_counter()  # type: ignore[attr-defined]
+
+    @app.after_request
+    async def _count(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        protocol = request.blueprint or "none"
+        metrics.requests.labels(protocol, rule, str(response.status_code)).inc()
+        started = getattr(request, "started_at", None)
+        if started is not None:  # for streams: time to headers; the body is timed by the core
+            metrics.latency.labels(protocol, rule).observe(time.perf_counter() - started)
+        return response
 
     @app.after_request
     async def _request_id(response: Response) -> Response:

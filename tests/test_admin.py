@@ -1,0 +1,30 @@
+"""Operator endpoints against a real gateway process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from .e2e_support import run_gateway
+
+
+def test_metrics_usage_status_and_task_tree(tmp_path: Path) -> None:
+    with run_gateway(tmp_path, env={"ADMIN_KEY": "admin-secret-key"}) as gw:
+        chat = {"model": "qwen3-coder", "messages": [{"role": "user", "content": "count me"}]}
+        assert httpx.post(f"{gw.base_url}/chat/completions", json=chat, headers=gw.headers()).status_code == 200
+        admin = {"Authorization": "Bearer admin-secret-key"}
+        metrics = httpx.get(f"{gw.url}/metrics").text
+        assert 'trio_lingma_requests_total{protocol="openai",route="/v1/chat/completions",status="200"} 1.0' in metrics
+        assert 'trio_lingma_in_flight{instance="0"} 0.0' in metrics
+        assert 'trio_lingma_instance_state{instance="0",state="ready"} 1.0' in metrics
+        assert httpx.get(f"{gw.url}/debug/tasks", headers=gw.headers()).status_code == 403
+        tree = httpx.get(f"{gw.url}/debug/tasks", headers=admin).text
+        for name in ("lingma[0] supervisor", "lingma[0] process", "lingma[0] reader", "lingma[0] writer"):
+            assert name in tree, tree
+        tree_json = httpx.get(f"{gw.url}/debug/tasks?format=json", headers=admin).json()
+        assert tree_json["name"] and tree_json["children"]
+        status = httpx.get(f"{gw.url}/admin/status", headers=admin).json()
+        assert status["instances"][0]["state"] == "ready"
+        usage = httpx.get(f"{gw.url}/admin/usage", headers=admin).json()
+        assert "sk-test-key" not in str(usage)
