@@ -28,3 +28,33 @@ def test_metrics_usage_status_and_task_tree(tmp_path: Path) -> None:
         assert status["instances"][0]["state"] == "ready"
         usage = httpx.get(f"{gw.url}/admin/usage", headers=admin).json()
         assert "sk-test-key" not in str(usage)
+
+
+def test_cli_tasks_and_status_against_a_running_gateway(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    with run_gateway(tmp_path, env={"ADMIN_KEY": "admin-secret-key"}) as gw:
+        env = {"ADMIN_KEY": "admin-secret-key", "PATH": "/usr/bin:/bin"}
+        run = [sys.executable, "-m", "trio_lingma", "--env-file", "/nonexistent"]
+        tree = subprocess.run([*run, "tasks", "--url", gw.url], env=env, capture_output=True, text=True,
+                              check=True, timeout=30).stdout
+        for name in ("lingma[0] supervisor", "lingma[0] process", "lingma[0] reader"):
+            assert name in tree
+        status = subprocess.run([*run, "status", "--url", gw.url], env=env, capture_output=True, text=True,
+                                check=True, timeout=30).stdout
+        assert json.loads(status)["instances"][0]["state"] == "ready"
+        denied = subprocess.run([*run, "tasks", "--url", gw.url], env={"PATH": "/usr/bin:/bin"},
+                                capture_output=True, text=True, timeout=30)
+        assert denied.returncode != 0 and "403" in denied.stderr
+
+
+def test_check_config_masks_secrets() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "trio_lingma", "--env-file", "/nonexistent", "check-config"],
+                         env={"API_KEYS": "sk-very-secret-key-123", "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    assert "sk-very-secret-key-123" not in out and '"PORT": 8317' in out

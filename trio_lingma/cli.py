@@ -1,4 +1,4 @@
-"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``check-config``."""
+"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``tasks``, ``status``, ``check-config``."""
 
 from __future__ import annotations
 
@@ -77,6 +77,34 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return int(simulator_main(args.simulator_args) or 0)
 
 
+def _admin_get(args: argparse.Namespace, path: str, method: str = "GET") -> bytes:
+    """Call an admin endpoint of a running gateway (stdlib only: the CLI has no HTTP client dep)."""
+    import urllib.error
+    import urllib.request
+
+    settings = _settings(args)
+    url = (args.url or f"http://127.0.0.1:{settings.port}").rstrip("/") + path
+    req = urllib.request.Request(url, method=method,
+                                 headers={"Authorization": f"Bearer {settings.admin_key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"trio-lingma: {url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}")
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"trio-lingma: cannot reach {url}: {exc.reason}")
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    sys.stdout.write(_admin_get(args, "/debug/tasks" + ("?format=json" if args.json else "")).decode())
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    print(json.dumps(json.loads(_admin_get(args, "/admin/status")), indent=2))
+    return 0
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(settings.masked(), indent=2))
@@ -94,6 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_sim = sub.add_parser("simulate", help="run the Lingma simulator standalone")
     p_sim.add_argument("simulator_args", nargs=argparse.REMAINDER)
     p_sim.set_defaults(func=_cmd_simulate)
+    for name, func, text in (("tasks", _cmd_tasks, "print the task tree of a running gateway"),
+                             ("status", _cmd_status, "print the pool snapshot of a running gateway")):
+        p = sub.add_parser(name, help=text + " (needs ADMIN_KEY)")
+        p.add_argument("--url", help="gateway base URL (default: http://127.0.0.1:$PORT)")
+        if name == "tasks":
+            p.add_argument("--json", action="store_true", help="JSON instead of text")
+        p.set_defaults(func=func)
     p_check = sub.add_parser("check-config", help="print the effective settings (secrets masked)")
     p_check.set_defaults(func=_cmd_check_config)
     args = parser.parse_args(argv)
