@@ -58,3 +58,16 @@ def test_check_config_masks_secrets() -> None:
                          env={"API_KEYS": "sk-very-secret-key-123", "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, check=True, timeout=30).stdout
     assert "sk-very-secret-key-123" not in out and '"PORT": 8317' in out
+
+
+def test_sigusr1_logs_the_task_tree(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    with run_gateway(tmp_path) as gw:
+        os.kill(gw.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while "lingma[0] reader" not in gw.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "task tree (SIGUSR1)" in gw.log() and "lingma[0] supervisor" in gw.log()

@@ -21,6 +21,7 @@ from ..backend.gateway import Gateway
 from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge
 from ..settings import Settings
 from ..observability.metrics import Metrics
+from ..observability.tasks import log_tree_on_signal
 from ..observability.usage import UsageLedger
 from . import admin, anthropic_api, health, openai_api
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.before_serving
     async def _start() -> None:
+        app.nursery.start_soon(log_tree_on_signal, name="SIGUSR1 task-tree dump")
         await app.nursery.start(gateway.serve)
         if not await gateway.wait_ready(settings.start_timeout):
             log.error("no Lingma instance became ready within %.0f s; /readyz reports why",

@@ -7,12 +7,16 @@ Reading the tree is synchronous and touches no task, so it is safe at any moment
 
 from __future__ import annotations
 
+import logging
+import signal
 import types
 from typing import Any
 
 import trio
 
-__all__ = ["format_tree", "task_tree"]
+__all__ = ["format_tree", "log_tree_on_signal", "task_tree"]
+
+log = logging.getLogger(__name__)
 
 
 def task_tree(root: trio.lowlevel.Task | None = None) -> dict[str, Any]:
@@ -66,3 +70,15 @@ def _format(node: dict[str, Any], prefix: str, last: bool, lines: list[str], *, 
     child_prefix = "" if top else prefix + ("    " if last else "│   ")
     for i, child in enumerate(children):
         _format(child, child_prefix, i == len(children) - 1, lines)
+
+
+async def log_tree_on_signal(signum: int = signal.SIGUSR1) -> None:
+    """Log the task tree each time ``signum`` arrives (runs until cancelled)."""
+    try:
+        receiver = trio.open_signal_receiver(signum)
+    except RuntimeError:  # not the main thread (e.g. an embedding test harness): no dumps
+        log.info("task-tree dumps on %s unavailable outside the main thread", signal.Signals(signum).name)
+        return
+    with receiver as signals:
+        async for _ in signals:
+            log.warning("task tree (%s):\n%s", signal.Signals(signum).name, format_tree(task_tree()))
