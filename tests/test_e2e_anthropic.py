@@ -350,3 +350,8 @@ def test_claude_code_shaped_request(gw: RunningGateway) -> None:
                     {k: v for k, v in request_.items() if k not in ("max_tokens", "stream")}, headers=headers)
     assert counted.status_code == 200, counted.text
     assert events[0][1]["message"]["usage"]["input_tokens"] == counted.json()["input_tokens"]
+
+
+def test_lingma_tool_events_keep_the_grammar(gw: RunningGateway) -> None:
+    _, events = raw_stream(gw, _user("[sim tools calls=2] look around"))
+    assert [n for n, _ in events][-1] == "message_stop"

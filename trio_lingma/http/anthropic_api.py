@@ -44,6 +44,9 @@ class TurnEvents(Protocol):
 
     ended: bool
 
+    @property
+    def input_tokens(self) -> int: ...
+
     async def receive(self, *, heartbeat: float) -> list[Event]: ...
 
 
@@ -131,7 +134,7 @@ class StreamBody:
         self._heartbeat = heartbeat
         self._messages: MessageStream | None = None
 
-    async def render(self, stream: Any) -> AsyncIterator[bytes]:
+    async def render(self, stream: TurnEvents) -> AsyncIterator[bytes]:
         # input_tokens: the number the core counted for this turn (count_input_tokens).
         self._messages = MessageStream(message_id=self._message_id, model=self._model,
                                        input_tokens=stream.input_tokens)
