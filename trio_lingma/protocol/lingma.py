@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .events import ErrorKind, Event, Finish, FinishReason, StreamError, TextDelta, ThinkingDelta
+from .events import ErrorKind, Event, Finish, FinishReason, StreamError, ThinkingDelta
+from .tools import ToolAssembler
 
 __all__ = [
     "CHAT_PUSHES",
@@ -142,12 +143,17 @@ def reply_to_server_request(method: str, params: Any) -> Any:
 
 
 class LegacyTurn:
-    """Turns the pushes of one ``chat/ask`` turn into internal events."""
+    """Turns the pushes of one ``chat/ask`` turn into internal events.
+
+    Answer text and the agent's tool pushes go through a :class:`~.tools.ToolAssembler`, so
+    tool markers never reach the text and tool calls come out as tool events (§4.2).
+    """
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.session_id: str | None = None
         self.finished = False
+        self.tools = ToolAssembler()
 
     def feed(self, method: str, params: Any) -> list[Event]:
         if self.finished or not isinstance(params, dict):
@@ -158,13 +164,17 @@ class LegacyTurn:
             case "chat/answer":
                 text = params.get("text") or ""
                 # Empty fragments are normal (pitfall 5) and never end the stream.
-                return [TextDelta(text=text)] if text else []
+                return self.tools.answer(text) if isinstance(text, str) and text else []
             case "chat/think":
                 text = params.get("text") or ""
                 return [ThinkingDelta(text=text)] if text else []
+            case "tool/call/sync":
+                return self.tools.sync(params)
+            case "tool/invoke":
+                return self.tools.invoke(params)
             case "chat/finish":
                 self.finished = True
-                return [_finish_event(params)]
+                return [*self.tools.finish(), _finish_event(params)]
         return []
 
 
