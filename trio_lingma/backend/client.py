@@ -5,7 +5,9 @@ Theory of operation
 One named reader task owns the receiving side. It never blocks on a consumer: responses wake
 the caller waiting for them; pushes that belong to a chat turn (``params.requestId``) go to that
 turn's bounded channel with ``send_nowait``; every server→client request is answered at once
-(lingma-protocol.md pitfall 1) by queueing the answer for the writer. A turn whose consumer
+(lingma-protocol.md pitfall 1) by queueing the answer for the writer; a request that needs a
+request of ours afterwards (an async ``tool/invoke`` → ``tool/invokeResult``, §4.2) gets that
+queued right behind the answer, and its reply is only checked, never awaited. A turn whose consumer
 falls so far behind that its channel fills up is failed alone (its channel is closed), so a
 slow HTTP client slows only its own stream and never the connection.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,7 +32,7 @@ import trio
 
 from ..errors import UpstreamClosed, UpstreamFailed, UpstreamTimeout
 from ..protocol import jsonrpc
-from ..protocol.lingma import push_request_id, reply_to_server_request
+from ..protocol.lingma import followup_request, push_request_id, reply_to_server_request
 from .transport import Transport, TransportClosed
 
 __all__ = ["LingmaClient", "Push", "TURN_BUFFER"]
@@ -64,6 +67,7 @@ class LingmaClient:
         self._peer = jsonrpc.Peer()
         self._calls: dict[int | str, _Call] = {}
         self._turns: dict[str, trio.MemorySendChannel[Push]] = {}
+        self._posted: dict[int | str, str] = {}  # our fire-and-forget requests: id → method
         self._outbox_send, self._outbox_receive = trio.open_memory_channel[str](OUTBOX)
         self._closed: str | None = None
         self.unanswered_errors = 0
@@ -165,14 +169,39 @@ class LingmaClient:
             case jsonrpc.Response() | jsonrpc.ErrorResponse():
                 self._resolve(message)
             case jsonrpc.Request(id=id_, method=method, params=params):
-                self._queue(self._peer.send_result(id_, reply_to_server_request(method, params)))
+                now_ms = int(time.time() * 1000)
+                reply = reply_to_server_request(method, params, now_ms=now_ms)
+                self._queue(self._peer.send_result(id_, reply))
+                followup = followup_request(method, params, now_ms=now_ms)
+                if followup is not None:
+                    self._post(*followup)
                 self._route(method, params)
             case jsonrpc.Notification(method=method, params=params):
                 self._route(method, params)
             case jsonrpc.Invalid(reason=reason):
                 log.warning("%s: invalid message from Lingma: %s", self.name, reason)
 
+    def _post(self, method: str, params: Any) -> None:
+        """Send a request whose answer nobody waits for (the reader must never block)."""
+        id_, frame = self._peer.send_request(method, params)
+        self._posted[id_] = method
+        self._queue(frame)
+
+    def _check_posted(self, message: jsonrpc.Response | jsonrpc.ErrorResponse) -> None:
+        method = self._posted.pop(message.id, "?") if message.id is not None else "?"
+        # tool/invokeResult: a non-null errorCode (even "") means Lingma rejected it (pitfall 14).
+        result = message.result if isinstance(message, jsonrpc.Response) else None
+        failed = isinstance(message, jsonrpc.ErrorResponse) or (
+            isinstance(result, dict) and result.get("errorCode") is not None
+        )
+        if failed:
+            detail = message.error if isinstance(message, jsonrpc.ErrorResponse) else result
+            log.warning("%s: Lingma rejected our %s: %s", self.name, method, detail)
+
     def _resolve(self, message: jsonrpc.Response | jsonrpc.ErrorResponse) -> None:
+        if message.id is not None and message.id in self._posted:
+            self._check_posted(message)
+            return
         call = self._calls.get(message.id) if message.id is not None else None
         if call is None:
             if isinstance(message, jsonrpc.ErrorResponse):
@@ -210,6 +239,7 @@ class LingmaClient:
         for channel in self._turns.values():
             channel.close()
         self._turns.clear()
+        self._posted.clear()
         self._outbox_send.close()
 
 

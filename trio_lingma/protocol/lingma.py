@@ -17,11 +17,15 @@ from .tools import ToolAssembler
 __all__ = [
     "CHAT_PUSHES",
     "LegacyTurn",
+    "TOOL_REFUSAL",
     "ask_params",
+    "followup_request",
     "initialize_params",
     "parse_models",
     "push_request_id",
     "reply_to_server_request",
+    "split_model_mode",
+    "tool_invoke_refusal",
 ]
 
 #: Pushes that belong to one chat turn and carry ``params.requestId``.
@@ -123,15 +127,66 @@ def parse_models(result: Any) -> list[tuple[str, str, bool]]:
     return list(found.values())
 
 
-def reply_to_server_request(method: str, params: Any) -> Any:
+#: Why every ``tool/invoke`` is refused: the gateway plays the IDE but has no workspace.
+TOOL_REFUSAL = (
+    "This client is the trio-lingma API gateway, not an IDE: it does not execute IDE tools "
+    "({name}). Continue without this tool and answer from what you already know."
+)
+
+#: Model-name suffixes that pick the ``chat/ask`` mode per request (``qwen3-coder:agent``).
+MODE_SUFFIXES = {":agent": "agent", ":chat": "chat"}
+
+
+def split_model_mode(model: str) -> tuple[str, str | None]:
+    """``"qwen3-coder:agent"`` → ``("qwen3-coder", "agent")``; no suffix → ``(model, None)``."""
+    for suffix, mode in MODE_SUFFIXES.items():
+        if model.lower().endswith(suffix) and len(model) > len(suffix):
+            return model[: -len(suffix)], mode
+    return model, None
+
+
+def tool_invoke_refusal(params: Any, *, now_ms: int = 0) -> dict[str, Any]:
+    """A well-formed ``ToolInvokeResponse`` that declines the call (§4.2), so the agent goes on."""
+    params = params if isinstance(params, dict) else {}
+    name = str(params.get("name") or "unknown tool")
+    return {
+        "toolCallId": str(params.get("toolCallId") or ""),
+        "name": name,
+        "success": False,
+        "errorMessage": TOOL_REFUSAL.format(name=name),
+        "result": {},
+        "startTime": now_ms,
+        "timeConsuming": 0,
+    }
+
+
+def _invoke_is_async(params: Any) -> bool:
+    return isinstance(params, dict) and params.get("async") is True
+
+
+def followup_request(method: str, params: Any, *, now_ms: int = 0) -> tuple[str, dict[str, Any]] | None:
+    """A request the client must send after answering a server request, if any.
+
+    ``tool/invoke`` with ``async:true`` is only acked; its outcome goes back as a separate
+    ``tool/invokeResult`` request (§4.2), which Lingma answers ``{"errorCode":null,...}``.
+    """
+    if method == "tool/invoke" and _invoke_is_async(params):
+        return "tool/invokeResult", tool_invoke_refusal(params, now_ms=now_ms)
+    return None
+
+
+def reply_to_server_request(method: str, params: Any, *, now_ms: int = 0) -> Any:
     """The immediate answer to a server→client request (``None`` = JSON null).
 
     The older plugin declares ``chat/answer``/``chat/finish`` as returning ``Boolean``; ``ping``
-    must not be null (the plugin NPEs, §6); everything else gets null (§6: "answer with null
-    or an empty result").
+    must not be null (the plugin NPEs, §6); a synchronous ``tool/invoke`` gets its refusal as
+    the result, an asynchronous one a null ack (see :func:`followup_request`); everything else
+    gets null (§6: "answer with null or an empty result").
     """
     if method in ("chat/answer", "chat/finish", "chat/think"):
         return True
+    if method == "tool/invoke" and not _invoke_is_async(params):
+        return tool_invoke_refusal(params, now_ms=now_ms)
     if method == "ping":
         return {"success": True}
     if method == "workspace/workspaceFolders":
