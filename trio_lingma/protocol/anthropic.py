@@ -28,6 +28,17 @@ before ``Finish``, or a ``StreamError``. :class:`MessageStream` is the only enco
 ``content_block_stop`` with indices 0, 1, 2... -> ``message_delta`` -> ``message_stop``, or an
 ``error`` event after closing the open block). :func:`build_message` (non-stream) folds that
 same encoder's output into a Message, so stream and non-stream answers cannot disagree.
+
+Tools Lingma ran itself (``ToolCallStart.executed``, agent mode) must never look like a request
+for the client to run them: a ``tool_use`` block obliges the client to answer with a
+``tool_result`` (the real API rejects the next turn otherwise) and agent clients act on
+``tool_use`` blocks whatever the ``stop_reason``. With ``executed_tools="mcp"`` (the gateway's
+``TOOL_BRIDGE=bridge``) they are therefore encoded the way Anthropic itself reports a tool it
+executed on the caller's behalf: an ``mcp_tool_use`` block (``server_name: "lingma"``, input
+streamed as ``input_json_delta``) and, when Lingma reports the outcome, an ``mcp_tool_result``
+block (``tool_use_id``, ``is_error``, text content) — both validate as the SDK's
+``BetaMCPToolUseBlock``/``BetaMCPToolResultBlock``, and the turn still ends ``end_turn``. The
+default (``"tool_use"``) shows every call as ``tool_use`` and no results.
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ import re
 import secrets
 import string
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from ..errors import GatewayError, InternalError, InvalidRequest, error_from_event
 from .conversation import ChatRequest, Image, Message, ToolCall, ToolSpec
@@ -60,6 +71,8 @@ from .tokens import count_input_tokens
 
 __all__ = [
     "BILLING_HEADER_PREFIX",
+    "ExecutedTools",
+    "LINGMA_TOOL_SERVER",
     "MessageStream",
     "SseEvent",
     "build_message",
@@ -74,6 +87,12 @@ __all__ = [
 
 SseEvent = tuple[str, dict[str, Any]]
 """``(event name, JSON payload)``; the name always equals ``payload["type"]``."""
+
+ExecutedTools = Literal["tool_use", "mcp"]
+"""How calls Lingma executed itself are encoded (see the module docstring)."""
+
+#: ``server_name`` of the ``mcp_tool_use`` blocks for Lingma-executed tools.
+LINGMA_TOOL_SERVER = "lingma"
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 
@@ -441,8 +460,11 @@ class MessageStream:
     :meth:`ping` may be sent by the caller at any time between :meth:`start` and the end.
     """
 
-    def __init__(self, *, message_id: str, model: str, input_tokens: int) -> None:
+    def __init__(
+        self, *, message_id: str, model: str, input_tokens: int, executed_tools: ExecutedTools = "tool_use"
+    ) -> None:
         self._message_id = message_id
+        self._executed_tools = executed_tools
         self._model = model
         self._input_tokens = input_tokens
         self._started = False
@@ -511,7 +533,10 @@ class MessageStream:
         return [*out, self._delta({"type": delta_type, kind: text})]
 
     def _tool_start(self, event: ToolCallStart) -> list[SseEvent]:
-        block = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
+        block: dict[str, Any] = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
+        if event.executed and self._executed_tools == "mcp":
+            block = {"type": "mcp_tool_use", "id": event.id, "name": event.name,
+                     "server_name": LINGMA_TOOL_SERVER, "input": {}}
         out = [*self._close(), *self._open_block(block)]
         self._open_tool = event.id
         return out
@@ -525,8 +550,12 @@ class MessageStream:
         return [self._delta({"type": "input_json_delta", "partial_json": event.json})]
 
     def _tool_result(self, event: ToolCallResult) -> list[SseEvent]:
-        # TODO(issue 5): represent Lingma-executed results; for now only the call is shown.
-        return self._close() if self._open_tool == event.id else []
+        if self._executed_tools != "mcp":
+            return self._close() if self._open_tool == event.id else []  # only the call is shown
+        content = [{"type": "text", "text": event.content}] if event.content else []
+        block = {"type": "mcp_tool_result", "tool_use_id": event.id, "is_error": event.is_error,
+                 "content": content}
+        return [*self._close(), *self._open_block(block), *self._close()]
 
     def _open_block(self, block: dict[str, Any]) -> list[SseEvent]:
         index = self._next_index
@@ -586,9 +615,11 @@ def _usage_body(input_tokens: int, output_tokens: int) -> dict[str, int]:
 # --------------------------------------------------------------------------- non-stream
 
 
-def build_message(events: Iterable[Event], *, message_id: str, model: str) -> dict[str, Any]:
+def build_message(
+    events: Iterable[Event], *, message_id: str, model: str, executed_tools: ExecutedTools = "tool_use"
+) -> dict[str, Any]:
     """The non-stream Message for a finished event stream; a StreamError raises its GatewayError."""
-    stream = MessageStream(message_id=message_id, model=model, input_tokens=0)
+    stream = MessageStream(message_id=message_id, model=model, input_tokens=0, executed_tools=executed_tools)
     builder = _MessageBuilder()
     builder.add_all(stream.start())
     for event in events:

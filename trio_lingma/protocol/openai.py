@@ -408,7 +408,10 @@ class ChunkStream:
         return [self._chunk({"tool_calls": [call]})] if event.json else []
 
     def _tool_result(self, event: ToolCallResult) -> list[dict[str, Any]]:
-        # TODO(issue 5): decide how results of tools Lingma ran itself reach OpenAI clients.
+        # A result is a role "tool" message in OpenAI's model, which one assistant message (or
+        # its chunks) cannot carry. Lingma already folded it into the answer that follows, and
+        # finish_reason stays "stop", so clients see what ran without being asked to run it.
+        # TOOL_BRIDGE=text shows results as text lines instead (protocol.tools.ToolPresenter).
         return []
 
     def _remember_usage(self, event: Usage) -> list[dict[str, Any]]:
