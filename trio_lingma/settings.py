@@ -47,6 +47,7 @@ class Settings:
     lingma_instances: int = _f(1, "LINGMA_INSTANCES", "number of Lingma instances")
     lingma_concurrency: int = _f(4, "LINGMA_CONCURRENCY", "concurrent requests per instance")
     lingma_mode: str = _f("chat", "LINGMA_MODE", "chat/ask mode: chat or agent")
+    tool_bridge: str = _f("bridge", "TOOL_BRIDGE", "Lingma-executed tool calls: bridge, text or off")
     start_timeout: float = _f(30.0, "LINGMA_START_TIMEOUT", "seconds to wait for readiness")
     restart_initial: float = _f(0.5, "LINGMA_RESTART_INITIAL", "first restart delay (s)")
     restart_max: float = _f(30.0, "LINGMA_RESTART_MAX", "largest restart delay (s)")
@@ -86,6 +87,7 @@ class Settings:
         _require(self.lingma_instances >= 1, "LINGMA_INSTANCES", "an integer >= 1")
         _require(self.lingma_concurrency >= 1, "LINGMA_CONCURRENCY", "an integer >= 1")
         _require(self.lingma_mode in ("chat", "agent"), "LINGMA_MODE", "chat or agent")
+        _require(self.tool_bridge in ("bridge", "text", "off"), "TOOL_BRIDGE", "bridge, text or off")
         _require(self.max_body_bytes >= 1024, "MAX_BODY_BYTES", "an integer >= 1024")
         _require("{workdir}" in self.lingma_argv, "LINGMA_ARGV", "a template containing {workdir}")
         _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "LOG_LEVEL",
