@@ -54,6 +54,12 @@ class Settings:
     ping_interval: float = _f(10.0, "LINGMA_PING_INTERVAL", "seconds between health probes")
     ping_timeout: float = _f(5.0, "LINGMA_PING_TIMEOUT", "seconds a probe may take")
     stop_grace: float = _f(3.0, "LINGMA_STOP_GRACE", "seconds between SIGTERM and SIGKILL")
+    probe_failures: int = _f(3, "LINGMA_PROBE_FAILURES", "failed probes in a row that restart an instance")
+    queue_size: int = _f(64, "QUEUE_SIZE", "requests that may wait for capacity; more get 429")
+    queue_timeout: float = _f(30.0, "QUEUE_TIMEOUT", "seconds a request may wait for capacity (then 503)")
+    per_key_concurrency: int = _f(0, "PER_KEY_CONCURRENCY", "concurrent requests per API key; 0 = no limit")
+    session_cache_size: int = _f(256, "SESSION_CACHE_SIZE", "idle upstream sessions kept for reuse; 0 = off")
+    session_ttl: float = _f(1800.0, "SESSION_TTL", "seconds an idle upstream session is kept")
     first_token_timeout: float = _f(120.0, "FIRST_TOKEN_TIMEOUT", "seconds to the first event")
     idle_timeout: float = _f(120.0, "IDLE_TIMEOUT", "max seconds between upstream events")
     request_timeout: float = _f(1800.0, "REQUEST_TIMEOUT", "max seconds for a whole request")
@@ -86,6 +92,10 @@ class Settings:
         _require(1 <= self.port <= 65535 or self.port == 0, "PORT", "0..65535")
         _require(self.lingma_instances >= 1, "LINGMA_INSTANCES", "an integer >= 1")
         _require(self.lingma_concurrency >= 1, "LINGMA_CONCURRENCY", "an integer >= 1")
+        _require(self.probe_failures >= 1, "LINGMA_PROBE_FAILURES", "an integer >= 1")
+        _require(self.queue_size >= 0, "QUEUE_SIZE", "an integer >= 0")
+        _require(self.per_key_concurrency >= 0, "PER_KEY_CONCURRENCY", "an integer >= 0")
+        _require(self.session_cache_size >= 0, "SESSION_CACHE_SIZE", "an integer >= 0")
         _require(self.lingma_mode in ("chat", "agent"), "LINGMA_MODE", "chat or agent")
         _require(self.tool_bridge in ("bridge", "text", "off"), "TOOL_BRIDGE", "bridge, text or off")
         _require(self.max_body_bytes >= 1024, "MAX_BODY_BYTES", "an integer >= 1024")
@@ -93,7 +103,8 @@ class Settings:
         _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "LOG_LEVEL",
                  "DEBUG, INFO, WARNING or ERROR")
         for name in ("start_timeout", "ping_interval", "ping_timeout", "first_token_timeout",
-                     "idle_timeout", "request_timeout", "sse_ping_interval", "restart_initial"):
+                     "idle_timeout", "request_timeout", "sse_ping_interval", "restart_initial",
+                     "queue_timeout", "session_ttl"):
             env = attrs.fields_dict(type(self))[name].metadata["env"]
             _require(getattr(self, name) > 0, env, "a number of seconds > 0")
         _require(self.stop_grace >= 0, "LINGMA_STOP_GRACE", "a number of seconds >= 0")

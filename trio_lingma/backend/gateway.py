@@ -1,43 +1,51 @@
-"""The shared core under both wire APIs: model catalogue, admission, one turn's event stream.
+"""The shared core under both wire APIs: the pool of instances, admission, session reuse.
 
 Theory of operation
 -------------------
 A route resolves and admits a request with :meth:`Gateway.open_turn` (an async context
-manager). Everything a request holds — the instance's ``CapacityLimiter`` ticket, the upstream
-turn subscription, the upstream session — is taken inside that context and released by it,
-whatever ends the request (normal end, client disconnect delivered as cancellation, deadline,
-upstream crash, shutdown): releases happen in ``finally``/``async with`` exits, and clean-up
-that talks to Lingma (``chat/stop``, deleting the session) is shielded and time-bounded.
+manager). Everything a request holds — a per-API-key slot, a place in the admission queue, the
+instance's ``CapacityLimiter`` ticket, the upstream turn subscription, the upstream session — is
+taken inside that context and released by it, whatever ends the request (normal end, client
+disconnect delivered as cancellation, deadline, upstream crash, shutdown). Clean-up that talks
+to Lingma (``chat/stop``) is shielded and time-bounded; deleting upstream sessions is handed to
+the *session reaper* task, so a finished request never waits for it.
 
-The :class:`EventStream` it yields delivers *shaped* events (stop sequences, max_tokens, usage:
-:mod:`trio_lingma.protocol.shaping`) and enforces the layered deadlines with absolute times:
-time to first event, idle gap between upstream events, total request time. A deadline becomes a
-terminal ``StreamError`` — never a hang.
+Admission (:meth:`Gateway.admit`): check the conversation prefix out of the session cache
+(:mod:`~trio_lingma.backend.sessions`), let the pure :func:`~trio_lingma.backend.pool.choose`
+pick the instance (affinity, else least load), take a ticket at once or wait for one in the
+bounded queue (:mod:`~trio_lingma.backend.admission`): full → 429, too long → 503, both with
+a ``Retry-After`` estimated from observed service times. All of this happens before any HTTP
+header is sent. One request stays on the instance it was given, except for the one retry of
+:class:`~trio_lingma.backend.stream.EventStream` when the upstream failed before any content.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-import math
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
 import trio
 
-from ..errors import GatewayError, ModelNotFound, UpstreamUnavailable, event_from_error
-from ..protocol.conversation import ChatRequest, flatten
-from ..protocol.events import ErrorKind, Event, StreamError
-from ..protocol.shaping import OutputShaper
-from ..protocol.tokens import count_input_tokens
+from ..errors import ModelNotFound, QueueTimeout, UpstreamUnavailable
+from ..protocol.conversation import ChatRequest
 from ..settings import Settings
-from .instance import Instance, InstanceSnapshot, InstanceState
-from .legacy import TurnStream
+from .admission import AdmissionQueue, KeyLimits, ServiceTimes, retry_after
+from .instance import Instance
+from .pool import Candidate, PoolSnapshot, choose
+from .sessions import SessionCache, SessionEntry, prefix_key
+from .stream import Attempt, EventStream
 
-__all__ = ["EventStream", "Gateway", "GatewaySnapshot", "ModelInfo"]
+__all__ = ["EventStream", "Gateway", "GatewaySnapshot", "ModelInfo", "model_catalogue"]
 
 log = logging.getLogger(__name__)
+
+#: Upstream sessions waiting to be deleted; beyond this the oldest are forgotten (logged).
+REAPER_BACKLOG = 4096
+
+GatewaySnapshot = PoolSnapshot
 
 
 @attrs.frozen(kw_only=True)
@@ -50,20 +58,6 @@ class ModelInfo:
     reasoning: bool = False
 
 
-@attrs.frozen(kw_only=True)
-class GatewaySnapshot:
-    instances: tuple[InstanceSnapshot, ...]
-    simulator: bool
-
-    @property
-    def ready(self) -> int:
-        return sum(1 for i in self.instances if i.state is InstanceState.READY)
-
-    @property
-    def in_flight(self) -> int:
-        return sum(i.in_flight for i in self.instances)
-
-
 def model_catalogue(models: Sequence[tuple[str, str, bool]]) -> dict[str, ModelInfo]:
     """Map every name a user may type (display name, lower-cased, and the raw key) to a model."""
     out: dict[str, ModelInfo] = {}
@@ -74,94 +68,48 @@ def model_catalogue(models: Sequence[tuple[str, str, bool]]) -> dict[str, ModelI
     return out
 
 
-class EventStream:
-    """The shaped events of one admitted turn, with deadlines."""
-
-    def __init__(self, turn: TurnStream, shaper: OutputShaper, settings: Settings) -> None:
-        self._turn = turn
-        self._shaper = shaper
-        now = trio.current_time()
-        self._total_deadline = now + settings.request_timeout
-        self._next_deadline = now + settings.first_token_timeout
-        self._idle = settings.idle_timeout
-        self._first = True
-        self.ended = False
-
-    @property
-    def input_tokens(self) -> int:
-        return self._shaper._input_tokens
-
-    async def receive(self, *, heartbeat: float = math.inf) -> list[Event]:
-        """The next events; ``[]`` when ``heartbeat`` seconds passed in silence.
-
-        Ends with exactly one terminal event (Finish or StreamError); after that returns [].
-        """
-        while not self.ended:
-            wake = min(self._next_deadline, self._total_deadline, trio.current_time() + heartbeat)
-            with trio.move_on_at(wake):
-                try:
-                    batch = await self._turn.receive()
-                except GatewayError as exc:
-                    return self._end([event_from_error(exc)])
-                self._first = False
-                self._next_deadline = trio.current_time() + self._idle
-                out = [shaped for event in batch for shaped in self._shaper.feed(event)]
-                if self._shaper.done:
-                    self.ended = True
-                if out:
-                    return out
-                continue
-            if trio.current_time() >= min(self._next_deadline, self._total_deadline):
-                return self._end([self._timeout_event()])
-            return []
-        return []
-
-    def _timeout_event(self) -> StreamError:
-        if trio.current_time() >= self._total_deadline:
-            what = "the whole request"
-        elif self._first:
-            what = "the first token"
-        else:
-            what = "the next chunk"
-        return StreamError(kind=ErrorKind.UPSTREAM_TIMEOUT, message=f"Lingma took too long for {what}")
-
-    def _end(self, events: list[Event]) -> list[Event]:
-        self.ended = True
-        return [shaped for event in events for shaped in self._shaper.feed(event)]
-
-    async def collect(self) -> list[Event]:
-        """Every remaining event (non-streaming responses)."""
-        events: list[Event] = []
-        while not self.ended:
-            events += await self.receive()
-        return events
-
-
 class Gateway:
-    """Instances, models and turns. Run :meth:`serve` in the app's nursery."""
+    """The pool: instances, models, admission, sessions. Run :meth:`serve` in the app's nursery."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, instances: Sequence[Instance] | None = None) -> None:
         self.settings = settings
-        self.instances = [Instance(i, settings) for i in range(settings.lingma_instances)]
+        self.instances = list(instances) if instances is not None else [
+            Instance(i, settings) for i in range(settings.lingma_instances)]
+        assert [i.index for i in self.instances] == list(range(len(self.instances)))
+        self.sessions = SessionCache(capacity=settings.session_cache_size, ttl=settings.session_ttl)
+        self.queue = AdmissionQueue(settings.queue_size)
+        self.key_limits = KeyLimits(settings.per_key_concurrency)
+        self.service = ServiceTimes()
         self._models: dict[str, ModelInfo] = {}
+        self._doomed: collections.deque[SessionEntry] = collections.deque()
+        self._reaper_wake = trio.Event()
 
     def __repr__(self) -> str:
-        snap = self.statistics()
-        return f"<Gateway ready={snap.ready}/{len(self.instances)} in_flight={snap.in_flight}>"
+        return repr(self.statistics())
 
-    def statistics(self) -> GatewaySnapshot:
-        return GatewaySnapshot(instances=tuple(i.snapshot() for i in self.instances),
-                               simulator=self.settings.uses_simulator)
+    def statistics(self) -> PoolSnapshot:
+        """A frozen snapshot: per-instance state, in flight, queued, restarts, cache."""
+        return PoolSnapshot(instances=tuple(i.snapshot() for i in self.instances),
+                            queued=self.queue.queued, cache=self.sessions.statistics(),
+                            simulator=self.settings.uses_simulator, mean_service=self.service.mean,
+                            probe_failures=sum(i.probe_failures for i in self.instances))
+
+    # -- lifecycle -----------------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Supervise every instance until cancelled."""
-        if self.settings.uses_simulator:
+        """Supervise every instance and reap upstream sessions until cancelled."""
+        if self.settings.uses_simulator and not self._injected:
             log.warning("LINGMA_BINARY is not set: running on the built-in Lingma SIMULATOR, "
                         "answers are canned. Set LINGMA_BINARY to use a real Lingma runtime.")
         async with trio.open_nursery() as nursery:
             for instance in self.instances:
                 nursery.start_soon(instance.run, name=f"{instance.name} supervisor")
+            nursery.start_soon(self._serve_reaper, name="session reaper")
             task_status.started()
+
+    @property
+    def _injected(self) -> bool:
+        return any(i._connector is not None for i in self.instances)
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until at least one instance is ready (or ``timeout`` passes)."""
@@ -170,6 +118,8 @@ class Gateway:
                 await trio.sleep(0.05)
             return True
         return False
+
+    # -- models --------------------------------------------------------------------------
 
     def models(self) -> list[ModelInfo]:
         """The models users can name, from the first ready instance's catalogue."""
@@ -195,31 +145,141 @@ class Gateway:
         if not self._models:
             raise UpstreamUnavailable("No Lingma instance is ready yet; try again shortly.")
 
-    def _pick(self) -> Instance:
-        ready = [i for i in self.instances if i.ready]
-        if not ready:
-            raise UpstreamUnavailable("No Lingma instance is ready; try again shortly.")
-        return min(ready, key=lambda i: (i.in_flight, i.index))
+    # -- one request -----------------------------------------------------------------------
 
     @asynccontextmanager
-    async def open_turn(self, request: ChatRequest) -> AsyncIterator[EventStream]:
+    async def open_turn(self, request: ChatRequest, *, api_key: str | None = None) -> AsyncIterator[EventStream]:
         """Admit ``request`` and open its upstream turn; errors here come before any output."""
         model = self.resolve_model(request.model)
-        instance = self._pick()
-        async with instance.limiter:
-            client = instance.client
-            if client is None or client.closed:
-                raise UpstreamUnavailable(f"{instance.name} went away; try again.")
-            session_id = uuid.uuid4().hex
-            shaper = OutputShaper(input_tokens=count_input_tokens(request),
-                                  max_tokens=request.max_tokens, stop=request.stop)
+        self.key_limits.acquire(api_key, retry=self._retry_after(1))
+        try:
+            stream = EventStream(self, request, model, prefix_key(model.key, request))
+            ok = False
             try:
-                async with instance.dialect.open_turn(
-                    client, request_id=uuid.uuid4().hex, session_id=session_id,
-                    question=flatten(request), model_key=model.key, is_reply=False,
-                    mode=self.settings.lingma_mode, timeout=self.settings.first_token_timeout,
-                ) as turn:
-                    yield EventStream(turn, shaper, self.settings)
+                await stream.open()
+                yield stream
+                ok = True
             finally:
-                if not client.closed:
-                    await instance.dialect.delete_session(client, session_id)
+                await stream.aclose(ok=ok)
+        finally:
+            self.key_limits.release(api_key)
+
+    async def admit(self, key: str | None, *, exclude: frozenset[int] = frozenset()) -> Attempt:
+        """A ticket on the chosen instance, with the cached session when the prefix hit."""
+        entry = None
+        if key is not None:
+            entry, expired = self.sessions.checkout(key, trio.current_time())
+            self._doom(expired)
+        deadline = trio.current_time() + self.settings.queue_timeout
+        token = object()
+        try:
+            while True:
+                instance, entry = self._select(entry, exclude)
+                await self._take_ticket(instance, token, deadline)
+                if instance.ready and (entry is None or entry.life == instance.life):
+                    return Attempt(instance, token, entry)
+                instance.limiter.release_on_behalf_of(token)  # it went away while we waited
+        except BaseException:
+            if entry is not None:
+                self._doom(self.sessions.restore(entry, trio.current_time()))
+            raise
+
+    def _select(self, entry: SessionEntry | None, exclude: frozenset[int]) -> tuple[Instance, SessionEntry | None]:
+        owner = (entry.instance, entry.life) if entry is not None else None
+        choice = choose(self._candidates(), owner=owner, exclude=exclude)
+        if entry is not None and not choice.affine:
+            if choice.drop_affinity:  # its instance is unhealthy or restarted: invalidate
+                self._doom([entry])
+            else:  # the owner is busy and another instance is free: keep it for later
+                self._doom(self.sessions.restore(entry, trio.current_time()))
+            entry = None
+        if choice.index is None:
+            raise UpstreamUnavailable("No Lingma instance is ready; try again shortly.",
+                                      retry_after=self.settings.restart_initial)
+        return self.instances[choice.index], entry
+
+    def _candidates(self) -> list[Candidate]:
+        return [Candidate(index=i.index, life=i.life, ready=i.ready, in_flight=i.in_flight,
+                          waiting=int(i.limiter.statistics().tasks_waiting),
+                          capacity=int(i.limiter.total_tokens)) for i in self.instances]
+
+    def has_ready(self, *, exclude: set[int]) -> bool:
+        return any(i.ready and i.index not in exclude for i in self.instances)
+
+    async def _take_ticket(self, instance: Instance, token: object, deadline: float) -> None:
+        """A ticket now, or a bounded wait in the queue (QueueFull / QueueTimeout)."""
+        try:
+            instance.limiter.acquire_on_behalf_of_nowait(token)
+            return
+        except trio.WouldBlock:
+            pass
+        self.queue.enter(retry=self._retry_after(self.queue.queued + 1))
+        try:
+            with trio.move_on_at(deadline):
+                await instance.limiter.acquire_on_behalf_of(token)
+                return
+        finally:
+            self.queue.leave()
+        raise QueueTimeout(f"No capacity became free within {self.settings.queue_timeout:g} s; "
+                           "retry later.", retry_after=self._retry_after(self.queue.queued + 1))
+
+    def _retry_after(self, position: int) -> float:
+        capacity = sum(int(i.limiter.total_tokens) for i in self.instances if i.ready)
+        return retry_after(self.service.mean, position, capacity)
+
+    async def release(self, attempt: Attempt, *, store_as: str | None) -> None:
+        """End the attempt: leave the turn, free the ticket, cache or delete the session."""
+        try:
+            await attempt.close_turn()
+        finally:
+            attempt.instance.limiter.release_on_behalf_of(attempt.token)
+            self.service.observe(trio.current_time() - attempt.acquired_at)
+            self._settle_session(attempt, store_as)
+
+    def _settle_session(self, attempt: Attempt, store_as: str | None) -> None:
+        if store_as is not None and attempt.finished and attempt.instance.life == attempt.life:
+            self._doom(self.sessions.put(key=store_as, session_id=attempt.session_id,
+                                         instance=attempt.instance.index, life=attempt.life,
+                                         turns=attempt.turns + 1, now=trio.current_time()))
+            return
+        self._doom([_entry_for(attempt)])
+
+    # -- deleting upstream sessions ----------------------------------------------------------
+
+    def _doom(self, entries: Sequence[SessionEntry]) -> None:
+        for entry in entries:
+            if len(self._doomed) >= REAPER_BACKLOG:
+                gone = self._doomed.popleft()
+                log.warning("session reaper is behind; not deleting session %s", gone.session_id)
+            self._doomed.append(entry)
+        if entries:
+            self._reaper_wake.set()
+
+    async def _serve_reaper(self) -> None:
+        """Delete upstream sessions that were evicted, expired, invalidated or not cached."""
+        while True:
+            self._doom(self.sessions.expire(trio.current_time()))
+            while self._doomed:
+                await self._delete(self._doomed.popleft())
+            deadline = self.sessions.next_expiry()
+            with trio.move_on_at(trio.current_time() + 3600.0 if deadline is None else deadline):
+                await self._reaper_wake.wait()
+            self._reaper_wake = trio.Event()
+
+    async def _delete(self, entry: SessionEntry) -> None:
+        """``chat/deleteSessionById`` on the owning instance (shielded, bounded by the dialect)."""
+        instance = self.instances[entry.instance]
+        client = instance.client
+        if instance.life != entry.life or client is None or client.closed:
+            return  # the session ended with the process that held it
+        await instance.dialect.delete_session(client, entry.session_id)
+
+    def idle(self) -> bool:
+        """Nothing in flight or queued, and no session deletion pending."""
+        return self.statistics().idle and not self._doomed
+
+
+def _entry_for(attempt: Attempt) -> SessionEntry:
+    return SessionEntry(key="", session_id=attempt.session_id, instance=attempt.instance.index,
+                        life=attempt.life, turns=attempt.turns, expires_at=0.0)
+

@@ -14,7 +14,13 @@ process (style.md §8). One *life* of the instance is a nursery holding:
 * the health prober (``ping`` on an interval, bounded by a timeout).
 
 The instance is READY only after the handshake; ``task_status.started()`` is reported the
-first time it gets there. Anything that ends a life (process exit, connection closed, failed
+first time it gets there. Each READY life has a new ``life`` number: upstream sessions belong to
+one life (the session cache forgets them when it changes). Health follows the pure state machine
+:func:`~trio_lingma.backend.pool.after_probe` (half-open: only a successful probe recovers).
+
+For tests and embedding, a *connector* replaces the process: an async context manager that
+yields a connected :class:`~trio_lingma.backend.transport.Transport` per life (e.g. one end
+of :func:`~trio_lingma.backend.transport.memory_transport_pair` with a fake server on the other). Anything that ends a life (process exit, connection closed, failed
 probes, handshake error) is logged, the state becomes BACKOFF and the next life starts after
 :func:`~trio_lingma.backend.backoff.restart_delay`. A life that stayed ready for
 :data:`STABLE_AFTER` seconds resets the failure count.
@@ -22,7 +28,6 @@ probes, handshake error) is logged, the state becomes BACKOFF and the next life 
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import os
@@ -31,9 +36,10 @@ import shlex
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-import attrs
 import trio
 import trio_websocket
 
@@ -43,42 +49,22 @@ from ..settings import Settings
 from .backoff import restart_delay
 from .client import LingmaClient
 from .legacy import Handshake, LegacyDialect
-from .transport import WebSocketTransport
+from .pool import InstanceSnapshot, InstanceState, after_probe
+from .transport import Transport, WebSocketTransport
 
-__all__ = ["Instance", "InstanceSnapshot", "InstanceState", "binary_argv"]
+__all__ = ["Connector", "Instance", "InstanceSnapshot", "InstanceState", "binary_argv"]
 
 log = logging.getLogger(__name__)
 
 READY_LINE = re.compile(rb"Communication servers ready - WebSocket: (\d+), HTTP: (\d+)")
 STABLE_AFTER = 60.0
-PROBE_FAILURES_TO_RESTART = 3
 
-
-class InstanceState(enum.Enum):
-    STARTING = "starting"
-    READY = "ready"
-    UNHEALTHY = "unhealthy"
-    BACKOFF = "backoff"
-    STOPPED = "stopped"
+#: One life's connection, instead of a process: ``async with connector(instance) as transport``.
+Connector = Callable[["Instance"], AbstractAsyncContextManager[Transport]]
 
 
 class InstanceDied(Exception):
     """The process exited, or never became ready."""
-
-
-@attrs.frozen(kw_only=True)
-class InstanceSnapshot:
-    """A frozen view of an instance for /readyz, metrics and the debug dump."""
-
-    index: int
-    state: InstanceState
-    pid: int | None
-    restarts: int
-    in_flight: int
-    capacity: int
-    last_error: str | None
-    logged_in: bool | None
-    ws_port: int | None
 
 
 def binary_argv(settings: Settings) -> list[str]:
@@ -97,7 +83,8 @@ def _free_port() -> int:
 class Instance:
     """A Lingma runtime owned by this gateway. Run :meth:`run` in a nursery."""
 
-    def __init__(self, index: int, settings: Settings, *, dialect: LegacyDialect | None = None) -> None:
+    def __init__(self, index: int, settings: Settings, *, dialect: LegacyDialect | None = None,
+                 connector: Connector | None = None) -> None:
         self.index = index
         self.name = f"lingma[{index}]"
         self.settings = settings
@@ -110,6 +97,9 @@ class Instance:
         self.pid: int | None = None
         self.ws_port: int | None = None
         self.restarts = 0
+        self.life = 0
+        self.probe_failures = 0
+        self._connector = connector
         self.last_error: str | None = None
         self.state_changed = trio.Event()
         self._polite_exit_sent = False
@@ -132,7 +122,8 @@ class Instance:
         return InstanceSnapshot(
             index=self.index, state=self.state, pid=self.pid, restarts=self.restarts,
             in_flight=self.in_flight, capacity=int(self.limiter.total_tokens),
-            last_error=self.last_error, ws_port=self.ws_port,
+            last_error=self.last_error, ws_port=self.ws_port, life=self.life,
+            waiting=int(self.limiter.statistics().tasks_waiting),
             logged_in=self.handshake.logged_in if self.handshake else None,
         )
 
@@ -182,6 +173,10 @@ class Instance:
         self.pid = None
 
     async def _one_life(self, on_ready: object) -> None:
+        if self._connector is not None:
+            async with self._connector(self) as transport:
+                await self._serve_connection(transport, on_ready)
+            return
         self.workdir.mkdir(parents=True, exist_ok=True)
         log_file = self.workdir / "logs" / "lingma.log"
         offset = log_file.stat().st_size if log_file.exists() else 0
@@ -236,12 +231,12 @@ class Instance:
         async with trio_websocket.open_websocket_url(url, message_queue_size=1024,
                                                      max_message_size=64 * 1024 * 1024) as ws:
             try:
-                await self._serve_connection(ws, on_ready)
+                await self._serve_connection(WebSocketTransport(ws), on_ready)
             finally:
                 await self._send_polite_exit(ws)
 
-    async def _serve_connection(self, ws: trio_websocket.WebSocketConnection, on_ready: object) -> None:
-        client = LingmaClient(WebSocketTransport(ws), name=self.name)
+    async def _serve_connection(self, transport: Transport, on_ready: object) -> None:
+        client = LingmaClient(transport, name=self.name)
         async with trio.open_nursery() as nursery:
             await nursery.start(client.serve, name=f"{self.name} reader pid={self.pid}")
             self.handshake = await self.dialect.handshake(client, str(self.workdir),
@@ -250,6 +245,7 @@ class Instance:
                 log.warning("%s: the runtime is not logged in (auth/status=%r)", self.name,
                             self.handshake.auth_status)
             self.client = client
+            self.life += 1
             self._set_state(InstanceState.READY)
             on_ready()  # type: ignore[operator]
             await self._probe_forever(client)
@@ -262,15 +258,17 @@ class Instance:
             await trio.sleep(self.settings.ping_interval)
             try:
                 await self.dialect.ping(client, timeout=self.settings.ping_timeout)
+                ok = True
             except UpstreamError as exc:
-                failures += 1
+                ok = False
+                self.probe_failures += 1
                 self.last_error = f"health probe failed: {exc.message}"
-                self._set_state(InstanceState.UNHEALTHY)
-                if failures >= PROBE_FAILURES_TO_RESTART:
-                    raise InstanceDied(f"{failures} health probes failed in a row") from None
-                continue
-            failures = 0
-            self._set_state(InstanceState.READY)
+            verdict = after_probe(self.state, ok=ok, failures=failures,
+                                  failures_to_restart=self.settings.probe_failures)
+            failures = verdict.failures
+            self._set_state(verdict.state)
+            if verdict.restart:
+                raise InstanceDied(f"{failures} health probes failed in a row")
 
     async def _send_polite_exit(self, ws: trio_websocket.WebSocketConnection) -> None:
         """Ask the runtime to exit (LSP ``shutdown`` + ``exit``), shielded and bounded."""

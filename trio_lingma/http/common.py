@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from quart import current_app, request
@@ -22,7 +23,7 @@ from ..backend.gateway import EventStream, Gateway
 from ..errors import AuthenticationFailed, GatewayError, InternalError, InvalidRequest, RequestTooLarge
 from ..protocol.conversation import ChatRequest
 
-__all__ = ["check_auth", "gateway", "open_event_stream", "read_json"]
+__all__ = ["check_auth", "gateway", "open_event_stream", "open_turn", "read_json"]
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,20 @@ async def read_json() -> Any:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
 
 
+def open_turn(chat: ChatRequest) -> AbstractAsyncContextManager[EventStream]:
+    """``Gateway.open_turn`` for a non-streaming route, with the caller's per-key limit."""
+    return gateway().open_turn(chat, api_key=presented_key(request.headers))
+
+
 async def open_event_stream(
     chat: ChatRequest, render: Renderer, on_error: Callable[[GatewayError], bytes]
 ) -> AsyncIterator[bytes]:
     """Admit ``chat`` now (raising GatewayError before headers); return the body iterator."""
     gw = gateway()
+    api_key = presented_key(request.headers)  # read now: the body runs after the route returns
 
     async def body() -> AsyncIterator[bytes]:
-        async with gw.open_turn(chat) as stream:
+        async with gw.open_turn(chat, api_key=api_key) as stream:
             yield b""  # admitted: headers may go out now
             try:
                 async for chunk in render(stream):

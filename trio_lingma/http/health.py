@@ -24,8 +24,12 @@ async def readyz() -> Any:
     body = {
         "ready": snap.ready > 0,
         "simulator": snap.simulator,
+        "in_flight": snap.in_flight,
+        "queued": snap.queued,
+        "sessions": {"size": snap.cache.size, "hits": snap.cache.hits, "misses": snap.cache.misses},
         "instances": [
-            {"index": i.index, "state": i.state.value, "pid": i.pid, "in_flight": i.in_flight,
+            {"index": i.index, "state": i.state.value, "pid": i.pid, "ws_port": i.ws_port,
+             "life": i.life, "in_flight": i.in_flight, "waiting": i.waiting,
              "capacity": i.capacity, "restarts": i.restarts, "logged_in": i.logged_in,
              "last_error": i.last_error}
             for i in snap.instances
