@@ -47,6 +47,7 @@ class FakeLingma:
         self.asks: list[dict[str, Any]] = []
         self.stops: list[str] = []
         self.deleted: list[str] = []
+        self.deleted_at: list[float] = []
         self.sessions: dict[str, int] = {}
         self.answer_pings = True
         self.fail_next_ask: str | None = None
@@ -107,6 +108,7 @@ class FakeLingma:
                 result = {}
             case "chat/deleteSessionById":
                 self.deleted.append(params.get("sessionId", ""))
+                self.deleted_at.append(trio.current_time())
                 result = self.sessions.pop(params.get("sessionId", ""), None) is not None
             case _:
                 result = None
@@ -145,7 +147,7 @@ class FakeLingma:
         chunks = [answer[: len(answer) // 2], answer[len(answer) // 2 :]]
         if kind == "hang":
             await trio.sleep_forever()
-        for i, chunk in enumerate(chunks):
+        for chunk in chunks:
             if kind == "slow":
                 await trio.sleep(float(arg or 1))
             await self._push(transport, peer, "chat/answer", params, text=chunk)

@@ -241,6 +241,7 @@ class Gateway:
             self._doom(self.sessions.put(key=store_as, session_id=attempt.session_id,
                                          instance=attempt.instance.index, life=attempt.life,
                                          turns=attempt.turns + 1, now=trio.current_time()))
+            self._reaper_wake.set()  # the next expiry may be earlier now
             return
         self._doom([_entry_for(attempt)])
 
