@@ -29,6 +29,8 @@ BLOCK_DELTAS: dict[str, frozenset[str]] = {
     "thinking": frozenset({"thinking_delta", "signature_delta"}),
     "redacted_thinking": frozenset(),
     "tool_use": frozenset({"input_json_delta"}),
+    "mcp_tool_use": frozenset({"input_json_delta"}),
+    "mcp_tool_result": frozenset(),
 }
 
 STOP_REASONS = frozenset(

@@ -110,3 +110,13 @@ async def test_failure_after_headers_closes_the_block_and_ends_with_error(
     assert events[-2][0] == "content_block_stop"
     assert events[-1][1]["error"] == {"type": "api_error", "message": "Lingma went away"}
     assert body.on_error(UpstreamClosed("again")) == b""  # the stream is over: nothing more
+
+
+def test_failure_before_message_start_is_still_a_well_formed_stream() -> None:
+    from trio_lingma.errors import UpstreamClosed
+    from trio_lingma.http.anthropic_api import StreamBody
+
+    body = StreamBody("msg_x", "qwen3-coder", 15.0).on_error(UpstreamClosed("gone"))
+    frames = [f for f in body.decode().split("\n\n") if f]
+    names = [f.split("\n")[0].removeprefix("event: ") for f in frames]
+    assert names == ["message_start", "error"]

@@ -97,25 +97,19 @@ def messages_route(gw: RunningGateway) -> None:
         pytest.skip("the Anthropic route /v1/messages is not there yet (404)")
 
 
-@pytest.fixture
-def grammar_knows_mcp_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    # TODO: move into tests/anthropic_grammar.BLOCK_DELTAS ("extend when new blocks are emitted").
-    monkeypatch.setitem(anthropic_grammar.BLOCK_DELTAS, "mcp_tool_use", frozenset({"input_json_delta"}))
-    monkeypatch.setitem(anthropic_grammar.BLOCK_DELTAS, "mcp_tool_result", frozenset())
-
-
 def check_tool_blocks(content: list[dict[str, Any]]) -> None:
-    """Calls as mcp_tool_use (+ mcp_tool_result) with executed_tools="mcp", else tool_use."""
+    """TOOL_BRIDGE=bridge (the default): calls Lingma ran are mcp_tool_use + mcp_tool_result,
+    never tool_use (which a client would run again)."""
     kinds = [b["type"] for b in content]
-    uses = [b for b in content if b["type"] in ("tool_use", "mcp_tool_use")]
+    assert "tool_use" not in kinds and "mcp_tool_use" in kinds
+    uses = [b for b in content if b["type"] == "mcp_tool_use"]
     assert [(b["name"], b["input"]) for b in uses] == expected_calls()
     texts = "".join(b["text"] for b in content if b["type"] == "text")
     assert texts == ECHO and "toolCall" not in texts
-    if "mcp_tool_use" in kinds:
-        results = {b["tool_use_id"]: b for b in content if b["type"] == "mcp_tool_result"}
-        assert set(results) == {b["id"] for b in uses}
-        for result in results.values():  # the gateway refused to run IDE tools: Lingma says ERROR
-            assert result["is_error"] is True and REFUSAL in result["content"][0]["text"]
+    results = {b["tool_use_id"]: b for b in content if b["type"] == "mcp_tool_result"}
+    assert set(results) == {b["id"] for b in uses}
+    for result in results.values():  # the gateway refused to run IDE tools: Lingma says ERROR
+        assert result["is_error"] is True and REFUSAL in result["content"][0]["text"]
 
 
 @pytest.mark.usefixtures("messages_route")
@@ -129,7 +123,7 @@ def test_anthropic_non_stream_sees_tool_blocks(gw: RunningGateway) -> None:
     anthropic.types.beta.BetaMessage.model_validate(message)  # strict: every block type is known
 
 
-@pytest.mark.usefixtures("messages_route", "grammar_knows_mcp_blocks")
+@pytest.mark.usefixtures("messages_route")
 def test_anthropic_stream_grammar_and_sdk(gw: RunningGateway) -> None:
     body = {"model": "qwen3-coder", "max_tokens": 1024, "stream": True,
             "messages": [{"role": "user", "content": TOOLS}]}

@@ -438,14 +438,6 @@ PARALLEL = flat(run([
 ]))
 
 
-@pytest.fixture
-def grammar_knows_mcp_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # TODO: move into tests/anthropic_grammar.BLOCK_DELTAS ("extend when new blocks are emitted").
-    monkeypatch.setitem(anthropic_grammar.BLOCK_DELTAS, "mcp_tool_use", frozenset({"input_json_delta"}))
-    monkeypatch.setitem(anthropic_grammar.BLOCK_DELTAS, "mcp_tool_result", frozenset())
-    yield
-
-
 def anthropic_stream(events: list[Event]) -> list[tuple[str, dict[str, Any]]]:
     stream = anthropic_adapter.MessageStream(message_id="msg_1", model="m", input_tokens=5, executed_tools="mcp")
     out = stream.start()
@@ -454,7 +446,6 @@ def anthropic_stream(events: list[Event]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.usefixtures("grammar_knows_mcp_blocks")
 def test_anthropic_mcp_blocks_stream_and_message() -> None:
     stream = anthropic_stream(PARALLEL + END)
     check_stream(stream)

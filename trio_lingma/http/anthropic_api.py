@@ -95,8 +95,9 @@ async def messages() -> Any:
     if not chat.stream:
         async with gateway().open_turn(chat) as stream:
             events = await stream.collect()
-        return _json_response(anthropic.build_message(events, message_id=message_id, model=chat.model))
-    encoder = StreamBody(message_id, chat.model, gateway().settings.sse_ping_interval)
+        return _json_response(anthropic.build_message(events, message_id=message_id, model=chat.model,
+                                                      executed_tools=_executed_tools()))
+    encoder = StreamBody(message_id, chat.model, gateway().settings.sse_ping_interval, _executed_tools())
     body = await open_event_stream(chat, encoder.render, encoder.on_error)
     return Response(body, content_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -120,6 +121,12 @@ async def stream_events(
             yield item
 
 
+def _executed_tools() -> anthropic.ExecutedTools:
+    """Tools Lingma already ran: ``mcp_tool_use``/``mcp_tool_result`` blocks in bridge mode
+    (a client never runs those again; DESIGN.md "Tools Lingma runs itself")."""
+    return "mcp" if gateway().settings.tool_bridge == "bridge" else "tool_use"
+
+
 def _frame(item: SseEvent) -> bytes:
     name, payload = item
     return sse.encode_event(payload, event=name)
@@ -128,21 +135,27 @@ def _frame(item: SseEvent) -> bytes:
 class StreamBody:
     """One streamed response: the MessageStream shared by the body and its error ending."""
 
-    def __init__(self, message_id: str, model: str, heartbeat: float) -> None:
+    def __init__(self, message_id: str, model: str, heartbeat: float,
+                 executed_tools: anthropic.ExecutedTools = "tool_use") -> None:
         self._message_id = message_id
         self._model = model
         self._heartbeat = heartbeat
+        self._executed_tools = executed_tools
         self._messages: MessageStream | None = None
 
     async def render(self, stream: TurnEvents) -> AsyncIterator[bytes]:
         # input_tokens: the number the core counted for this turn (count_input_tokens).
         self._messages = MessageStream(message_id=self._message_id, model=self._model,
-                                       input_tokens=stream.input_tokens)
+                                       input_tokens=stream.input_tokens, executed_tools=self._executed_tools)
         async for item in stream_events(stream, self._messages, heartbeat=self._heartbeat):
             yield _frame(item)
 
     def on_error(self, exc: GatewayError) -> bytes:
         """Close the open block and end with an ``error`` event (after headers were sent)."""
-        if self._messages is None or self._messages.done:
+        prelude: list[SseEvent] = []
+        if self._messages is None:  # failed before message_start: still a well-formed stream
+            self._messages = MessageStream(message_id=self._message_id, model=self._model, input_tokens=0)
+            prelude = self._messages.start()
+        if self._messages.done:
             return b""
-        return b"".join(_frame(item) for item in self._messages.feed(event_from_error(exc)))
+        return b"".join(_frame(item) for item in prelude) + b"".join(_frame(item) for item in self._messages.feed(event_from_error(exc)))
