@@ -305,3 +305,14 @@ async def test_statistics_repr(
     autojump_clock: trio.testing.MockClock, pool3: Pool) -> None:
     async with pool3.gw.open_turn(chat("[fake hang]")):
         assert repr(pool3.gw) == "<Pool ready=3/3 starting=0 in_flight=1 queued=0>"
+
+
+async def test_mode_suffix_picks_the_mode_and_its_own_sessions(
+    autojump_clock: trio.testing.MockClock, pool3: Pool
+) -> None:
+    async with pool3.gw.open_turn(attrs.evolve(chat("hi"), model="qwen3-coder:agent")) as stream:
+        await stream.collect()
+    await pool3.ask("hi", "Echo: hi", "more")  # same text, chat mode: not the agent session
+    first, second = pool3.all_asks()
+    assert (first["mode"], second["mode"]) == ("agent", "chat")
+    assert not second["isReply"] and second["sessionId"] != first["sessionId"]

@@ -31,11 +31,12 @@ import trio
 
 from ..errors import ModelNotFound, QueueTimeout, UpstreamUnavailable
 from ..protocol.conversation import ChatRequest
+from ..protocol.lingma import split_model_mode
 from ..settings import Settings
 from .admission import AdmissionQueue, KeyLimits, ServiceTimes, retry_after
 from .instance import Instance
 from .pool import Candidate, PoolSnapshot, choose
-from .sessions import SessionCache, SessionEntry, prefix_key
+from .sessions import SessionCache, SessionEntry
 from .stream import Attempt, EventStream
 
 __all__ = ["EventStream", "Gateway", "GatewaySnapshot", "ModelInfo", "model_catalogue"]
@@ -130,6 +131,8 @@ class Gateway:
         return list(seen.values())
 
     def resolve_model(self, name: str) -> ModelInfo:
+        """The model a user named (a ``:agent``/``:chat`` mode suffix is allowed)."""
+        name, _ = split_model_mode(name)
         self._refresh_models()
         info = self._models.get(name) or self._models.get(name.lower())
         if info is None:
@@ -151,9 +154,10 @@ class Gateway:
     async def open_turn(self, request: ChatRequest, *, api_key: str | None = None) -> AsyncIterator[EventStream]:
         """Admit ``request`` and open its upstream turn; errors here come before any output."""
         model = self.resolve_model(request.model)
+        mode = split_model_mode(request.model)[1] or self.settings.lingma_mode
         self.key_limits.acquire(api_key, retry=self._retry_after(1))
         try:
-            stream = EventStream(self, request, model, prefix_key(model.key, request))
+            stream = EventStream(self, request, model, mode=mode)
             ok = False
             try:
                 await stream.open()

@@ -47,7 +47,7 @@ from ..protocol.events import (
 from ..protocol.shaping import OutputShaper
 from ..protocol.tokens import count_input_tokens
 from .legacy import TurnStream
-from .sessions import SessionEntry, answer_key
+from .sessions import SessionEntry, answer_key, prefix_key
 
 if TYPE_CHECKING:
     from .gateway import Gateway, ModelInfo
@@ -99,12 +99,14 @@ class Attempt:
 class EventStream:
     """The shaped events of one admitted request, with deadlines and one early retry."""
 
-    def __init__(self, gateway: Gateway, request: ChatRequest, model: ModelInfo, key: str | None) -> None:
+    def __init__(self, gateway: Gateway, request: ChatRequest, model: ModelInfo, *, mode: str) -> None:
         settings = gateway.settings
         self._gw = gateway
         self._request = request
         self._model = model
-        self._key = key
+        self._mode = mode
+        self._session_scope = f"{model.key}\n{mode}"  # a session belongs to one model and mode
+        self._key = prefix_key(self._session_scope, request)
         self._shaper = OutputShaper(input_tokens=count_input_tokens(request),
                                     max_tokens=request.max_tokens, stop=request.stop)
         now = trio.current_time()
@@ -135,7 +137,7 @@ class EventStream:
                                                  exclude=frozenset(self._tried))
             self._tried.add(self._attempt.instance.index)
             try:
-                await self._attempt.open(self._request, self._model.key, mode=self._gw.settings.lingma_mode,
+                await self._attempt.open(self._request, self._model.key, mode=self._mode,
                                          timeout=self._gw.settings.first_token_timeout)
                 return
             except UpstreamError:
@@ -156,7 +158,7 @@ class EventStream:
             return
         key = None
         if ok and self._reusable and self._finish is not None and self._finish.reason is FinishReason.STOP:
-            key = answer_key(self._model.key, self._request, "".join(self._answer))
+            key = answer_key(self._session_scope, self._request, "".join(self._answer))
         await self._gw.release(attempt, store_as=key)
 
     async def receive(self, *, heartbeat: float = math.inf) -> list[Event]:
