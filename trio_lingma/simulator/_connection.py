@@ -110,7 +110,8 @@ class Connection:
             self._sim.log.error(f"handler for {request.method} failed: {exc!r}")
             await self.send(self._peer.send_error(request.id, INTERNAL_ERROR, str(exc)))
             return
-        await self.send(self._peer.send_result(request.id, reply.result))
+        if not reply.deferred:
+            await self.send(self._peer.send_result(request.id, reply.result))
         if reply.then is not None:
             await reply.then()
 
@@ -125,6 +126,10 @@ class Connection:
         """Send one framed message as one text frame (the only way anything is sent)."""
         async with self._send_lock:
             await self._ws.send_message(frame)
+
+    async def respond(self, id_: int | str, result: Any) -> None:
+        """Answer a request whose :class:`Reply` was ``deferred``."""
+        await self.send(self._peer.send_result(id_, result))
 
     async def push(self, method: str, params: dict[str, Any]) -> int:
         """Send a server→client request with a fresh id and return it (see :meth:`wait_acked`)."""

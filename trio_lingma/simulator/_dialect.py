@@ -36,6 +36,9 @@ class Reply:
 
     result: Any = None
     then: Callable[[], Awaitable[None]] | None = None
+    #: Send nothing now: ``then`` answers later with ``Connection.respond`` (ACP's
+    #: ``session/prompt`` is answered only when its turn ends, lingma-protocol.md §3B.3).
+    deferred: bool = False
 
 
 class Dialect(Protocol):

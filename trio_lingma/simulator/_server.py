@@ -25,6 +25,7 @@ import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
+from ._acp import AcpDialect, VsCodeAcpDialect
 from ._connection import Connection
 from ._dialect import Dialect
 from ._legacy import LegacyDialect
@@ -36,7 +37,7 @@ __all__ = ["DIALECTS", "SimulatorConfig", "SimulatorPorts", "serve_simulator"]
 HOST = "127.0.0.1"
 
 #: dialect name → factory. An ACP dialect would be one more module and one more entry.
-DIALECTS: dict[str, type[LegacyDialect]] = {"legacy": LegacyDialect}
+DIALECTS: dict[str, type[LegacyDialect]] = {"legacy": LegacyDialect, "acp": AcpDialect, "acp-vscode": VsCodeAcpDialect}
 
 _HTTP_OK = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"

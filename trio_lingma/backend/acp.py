@@ -1,0 +1,318 @@
+"""The ACP-style ``session/*`` dialect carried out over a :class:`LingmaClient` (§3B).
+
+Theory of operation
+-------------------
+:class:`AcpDialect` has exactly the public interface of
+:class:`~trio_lingma.backend.legacy.LegacyDialect`, so an instance can hold either.
+
+* **Sessions belong to the runtime.** ``session/new`` assigns the id, so ``open_turn`` creates a
+  session whenever it is given an id it did not create on this connection (the gateway passes a
+  fresh uuid for a fresh conversation) and exposes the runtime's id as
+  :attr:`AcpTurnStream.session_id`. A session it created is reused as is; ``session/set_model``
+  is sent only when the model changes (LP's reuse mode). If anything fails before the turn is
+  handed out, the session just created is deleted again so it cannot leak.
+* **The prompt answers last.** ``session/prompt``'s response arrives only when the turn ends
+  (§3B.3), so it is awaited in its own named task while the caller reads updates. The dialect
+  interface gives us no nursery, and a nursery opened inside ``open_turn`` would outlive cancel
+  scopes its caller opens and closes around it; so the task is a trio *system* task under a
+  cancel scope this turn owns and cancels on exit. It never raises: its outcome is handed to the
+  stream, which first drains every update already routed (the reader routes a ``chat_finish``
+  before it resolves the response) and only then lets the response end the turn.
+* **Leaving early** sends ``session/cancel`` (ACP's notification) and legacy ``chat/stop`` as a
+  fallback, shielded and bounded, like the legacy dialect's ``chat/stop``.
+* **A runtime without ``session/new``** (the VS Code extension's, pitfall 6) is found at
+  handshake by creating (and deleting) a probe session, and reported as :class:`DialectMismatch`
+  naming ``LINGMA_DIALECT``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from .. import __version__
+from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
+from ..protocol import acp
+from ..protocol.events import Event
+from ..protocol.jsonrpc import METHOD_NOT_FOUND
+from ..protocol.lingma import AUTH_LOGGED_IN, parse_models
+from .client import LingmaClient, Push
+from .legacy import CLEANUP_TIMEOUT, Handshake
+
+__all__ = ["AcpDialect", "AcpTurnStream", "DialectMismatch", "is_method_missing"]
+
+log = logging.getLogger(__name__)
+
+
+class DialectMismatch(UpstreamFailed):
+    """The runtime does not speak the configured dialect (the message names LINGMA_DIALECT)."""
+
+    code = "dialect_mismatch"
+
+
+NO_SESSION_NEW = (
+    "this Lingma runtime does not implement session/new (the ACP dialect), like the VS Code "
+    "extension's runtime: set LINGMA_DIALECT=legacy (or auto), or attach to a desktop/QoderCN "
+    "runtime instead"
+)
+
+
+def is_method_missing(exc: UpstreamError) -> bool:
+    """True for a JSON-RPC -32601 answer (the client puts the code in ``param``)."""
+    return isinstance(exc, UpstreamFailed) and exc.param == str(METHOD_NOT_FOUND)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@attrs.define
+class _Connection:
+    """What the dialect knows about one client connection: its cwd and the sessions it made."""
+
+    cwd: str
+    models: dict[str, str] = attrs.field(factory=dict)  # session id → model key last set
+
+
+@attrs.frozen
+class _Outcome:
+    result: Any = None
+    error: UpstreamError | None = None
+
+
+class AcpTurnStream:
+    """The events of one ACP turn: routed updates, then possibly the prompt's response."""
+
+    def __init__(self, client: LingmaClient, pushes: trio.MemoryReceiveChannel[Push], turn: acp.AcpTurn) -> None:
+        self._client = client
+        self._pushes = pushes
+        self._turn = turn
+        self._outcome: _Outcome | None = None
+        self._outcome_used = False
+        self._waiting: trio.CancelScope | None = None
+
+    def __repr__(self) -> str:
+        return f"<AcpTurnStream {self._turn!r} outcome={self._outcome!r}>"
+
+    @property
+    def finished(self) -> bool:
+        return self._turn.finished
+
+    @property
+    def session_id(self) -> str | None:
+        return self._turn.session_id
+
+    def settle(self, outcome: _Outcome) -> None:
+        """The prompt task's result; wakes a reader blocked on updates."""
+        self._outcome = outcome
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    async def receive(self) -> list[Event]:
+        """The next non-empty batch of events; raises when the stream broke."""
+        while True:
+            try:
+                push = await self._next_push()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                if self._client.closed:
+                    raise UpstreamClosed("the Lingma runtime went away during the answer") from None
+                raise UpstreamError("the answer could not be delivered fast enough") from None
+            if push is None:
+                events = self._end_from_outcome()
+            elif isinstance(push, Push):
+                events = self._turn.feed(push.method, push.params)
+            else:
+                continue  # woken by the prompt's outcome: drain, then apply it
+            if events:
+                return events
+
+    async def _next_push(self) -> Push | None | bool:
+        """A push; None once the outcome is due; False after a wake-up."""
+        if self._outcome is not None and not self._outcome_used:
+            try:
+                return self._pushes.receive_nowait()
+            except trio.WouldBlock:
+                self._outcome_used = True
+                return None
+        with trio.CancelScope() as scope:
+            self._waiting = scope
+            try:
+                return await self._pushes.receive()
+            finally:
+                self._waiting = None
+        return False
+
+    def _end_from_outcome(self) -> list[Event]:
+        assert self._outcome is not None
+        error = self._outcome.error
+        if error is None:
+            return self._turn.prompt_done(self._outcome.result)
+        if isinstance(error, UpstreamClosed) and not self._turn.finished:
+            raise error
+        return self._turn.prompt_failed(f"session/prompt failed: {error.message}")
+
+
+async def _run_prompt(client: LingmaClient, params: dict[str, Any], stream: AcpTurnStream,
+                      scope: trio.CancelScope) -> None:
+    """Await ``session/prompt`` (it answers at the turn's end); never raises but Cancelled."""
+    with scope:
+        try:
+            result = await client.call("session/prompt", params)
+        except UpstreamError as exc:
+            stream.settle(_Outcome(error=exc))
+        except Exception as exc:  # a bug: still end the turn instead of crashing the run
+            log.exception("%s: session/prompt task failed", client.name)
+            stream.settle(_Outcome(error=UpstreamError(f"internal error: {exc!r}")))
+        else:
+            stream.settle(_Outcome(result=result))
+
+
+class AcpDialect:
+    """``initialize{protocolVersion:1}`` / ``session/*`` (lingma-protocol.md §3B)."""
+
+    name = "acp"
+
+    def __init__(self) -> None:
+        self._connections: weakref.WeakKeyDictionary[LingmaClient, _Connection] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"<AcpDialect connections={len(self._connections)}>"
+
+    def attach(self, client: LingmaClient, workdir: str) -> None:
+        """Remember a connection whose ``initialize`` was already sent (auto-detection)."""
+        self._connections[client] = _Connection(cwd=workdir)
+
+    async def handshake(self, client: LingmaClient, workdir: str, *, timeout: float) -> Handshake:
+        with trio.fail_after(timeout):
+            params = acp.initialize_params(client_version=__version__, now_ms=_now_ms())
+            await client.call("initialize", params)
+            self.attach(client, workdir)
+            await self.probe(client)
+            return await after_initialize(client)
+
+    async def probe(self, client: LingmaClient) -> None:
+        """Create and delete a session: DialectMismatch if ``session/new`` is missing."""
+        session_id = await self._new_session(client, math.inf)
+        await self.delete_session(client, session_id)
+
+    async def ping(self, client: LingmaClient, *, timeout: float) -> None:
+        await client.call("ping", timeout=timeout)
+
+    @asynccontextmanager
+    async def open_turn(
+        self,
+        client: LingmaClient,
+        *,
+        request_id: str,
+        session_id: str,
+        question: str,
+        model_key: str,
+        is_reply: bool,
+        mode: str,
+        timeout: float,
+    ) -> AsyncIterator[AcpTurnStream]:
+        conn = self._connection(client)
+        created = session_id not in conn.models
+        if created:
+            session_id = await self._new_session(client, timeout)
+        try:
+            await self._set_model(client, conn, session_id, model_key, timeout)
+        except BaseException:
+            if created:
+                await self.delete_session(client, session_id)
+            raise
+        with client.subscribe(request_id) as pushes:
+            turn = acp.AcpTurn(request_id, session_id)
+            stream = AcpTurnStream(client, pushes, turn)
+            params = acp.prompt_params(session_id=session_id, request_id=request_id, question=question,
+                                       model_key=model_key, mode=mode)
+            scope = trio.CancelScope()
+            trio.lowlevel.spawn_system_task(_run_prompt, client, params, stream, scope,
+                                            name=f"{client.name} session/prompt {request_id[:8]}")
+            try:
+                yield stream
+            finally:
+                if not turn.finished and not client.closed:
+                    await self.stop(client, request_id, session_id)
+                scope.cancel()
+
+    async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None:
+        """``session/cancel`` + ``chat/stop`` fallback, shielded and bounded."""
+        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+            try:
+                await client.notify("session/cancel", acp.cancel_params(session_id, request_id))
+                await client.call("chat/stop", {"requestId": request_id, "sessionId": session_id})
+            except UpstreamError as exc:
+                log.info("stopping %s failed: %s", request_id, exc.message)
+
+    async def delete_session(self, client: LingmaClient, session_id: str) -> None:
+        """``chat/deleteSessionById {sessionId}``, retried as ``{id}``; shielded and bounded."""
+        conn = self._connections.get(client)
+        if conn is not None:
+            conn.models.pop(session_id, None)
+        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+            for legacy_key in (False, True):
+                try:
+                    params = acp.delete_session_params(session_id, legacy_key=legacy_key)
+                    await client.call("chat/deleteSessionById", params)
+                    return
+                except UpstreamClosed:
+                    return
+                except UpstreamError as exc:
+                    log.info("deleting session %s failed: %s", session_id, exc.message)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _connection(self, client: LingmaClient) -> _Connection:
+        conn = self._connections.get(client)
+        if conn is None:
+            raise UpstreamError(f"{client.name}: no ACP handshake on this connection")
+        return conn
+
+    async def _new_session(self, client: LingmaClient, timeout: float) -> str:
+        conn = self._connection(client)
+        try:
+            result = await client.call("session/new", acp.new_session_params(conn.cwd, now_ms=_now_ms()),
+                                       timeout=timeout)
+        except UpstreamFailed as exc:
+            if is_method_missing(exc):
+                raise DialectMismatch(f"{client.name}: {NO_SESSION_NEW}") from None
+            raise
+        session_id = acp.parse_session_id(result)
+        if session_id is None:
+            raise UpstreamFailed(f"{client.name}: session/new returned no session id: {result!r}")
+        conn.models[session_id] = ""
+        return session_id
+
+    async def _set_model(self, client: LingmaClient, conn: _Connection, session_id: str,
+                         model_key: str, timeout: float) -> None:
+        if not model_key or conn.models.get(session_id) == model_key:
+            return
+        params = acp.set_model_params(session_id, model_key, now_ms=_now_ms())
+        await client.call("session/set_model", params, timeout=timeout)
+        conn.models[session_id] = model_key
+
+
+async def after_initialize(client: LingmaClient) -> Handshake:
+    """``auth/status`` and ``config/queryModels``, the same in both dialects (§2.2, §5).
+
+    An ACP runtime without ``auth/status`` is taken as logged in: the desktop app owns the
+    login there, and a turn fails clearly if it is not.
+    """
+    try:
+        auth = await client.call("auth/status")
+    except UpstreamFailed as exc:
+        if not is_method_missing(exc):
+            raise
+        auth = None
+    models = await client.call("config/queryModels", {})
+    logged_in = auth is None or (isinstance(auth, dict) and auth.get("status") == AUTH_LOGGED_IN)
+    return Handshake(models=tuple(parse_models(models)), logged_in=logged_in, auth_status=auth)
