@@ -166,3 +166,20 @@ def parse_sse(lines: list[str]) -> list[tuple[str, dict[str, Any]]]:
         elif line.startswith("data:"):
             data.append(line[len("data:"):].strip())
     return events
+
+
+@pytest.mark.parametrize("mode", ["text", "off"])
+def test_tool_bridge_setting_switches_the_representation(tmp_path, mode: str) -> None:
+    with run_gateway(tmp_path, env={"TOOL_BRIDGE": mode}) as gw, \
+            openai.OpenAI(base_url=gw.base_url, api_key=API_KEY, max_retries=0, timeout=30) as client:
+        message = client.chat.completions.create(
+            model="qwen3-coder", messages=[{"role": "user", "content": TOOLS}]).choices[0].message
+        body = {"model": "qwen3-coder", "max_tokens": 512, "messages": [{"role": "user", "content": TOOLS}]}
+        blocks = httpx.post(f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30).json()["content"]
+    assert message.tool_calls is None
+    assert {b["type"] for b in blocks} == {"text"}
+    assert "toolCall::" not in message.content
+    if mode == "text":
+        assert "read_file" in message.content and ECHO in message.content
+    else:
+        assert message.content == ECHO

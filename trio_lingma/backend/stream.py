@@ -45,6 +45,7 @@ from ..protocol.events import (
     Usage,
 )
 from ..protocol.shaping import OutputShaper
+from ..protocol.tools import ToolBridge, ToolPresenter
 from ..protocol.tokens import count_input_tokens
 from .legacy import TurnStream
 from .sessions import SessionEntry, answer_key, prefix_key
@@ -109,6 +110,7 @@ class EventStream:
         self._key = prefix_key(self._session_scope, request)
         self._shaper = OutputShaper(input_tokens=count_input_tokens(request),
                                     max_tokens=request.max_tokens, stop=request.stop)
+        self._tools = ToolPresenter(ToolBridge(settings.tool_bridge))  # TOOL_BRIDGE
         now = trio.current_time()
         self._total_deadline = now + settings.request_timeout
         self._next_deadline = now + settings.first_token_timeout
@@ -205,7 +207,7 @@ class EventStream:
         return []
 
     def _shape(self, batch: list[Event]) -> list[Event]:
-        out = [shaped for event in batch for shaped in self._shaper.feed(event)]
+        out = [shaped for event in self._tools.feed(batch) for shaped in self._shaper.feed(event)]
         for event in out:
             match event:
                 case TextDelta(text=text):

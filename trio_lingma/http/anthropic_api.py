@@ -30,7 +30,7 @@ from ..errors import GatewayError, InternalError, event_from_error
 from ..protocol import anthropic, sse
 from ..protocol.anthropic import MessageStream, SseEvent
 from ..protocol.events import Event
-from .common import check_auth, gateway, open_event_stream, read_json
+from .common import check_auth, gateway, open_event_stream, open_turn, read_json
 
 __all__ = ["StreamBody", "blueprint", "render_error", "stream_events"]
 
@@ -93,7 +93,7 @@ async def messages() -> Any:
     chat = anthropic.parse_messages_request(await read_json())
     message_id = anthropic.new_message_id()
     if not chat.stream:
-        async with gateway().open_turn(chat) as stream:
+        async with open_turn(chat) as stream:
             events = await stream.collect()
         return _json_response(anthropic.build_message(events, message_id=message_id, model=chat.model,
                                                       executed_tools=_executed_tools()))

@@ -15,7 +15,7 @@ from quart import Blueprint, Response
 from ..backend.gateway import EventStream
 from ..errors import GatewayError
 from ..protocol import openai, sse
-from .common import check_auth, gateway, open_event_stream, read_json
+from .common import check_auth, gateway, open_event_stream, open_turn, read_json
 
 __all__ = ["blueprint", "render_error"]
 
@@ -58,7 +58,7 @@ async def chat_completions() -> Any:
     chat = openai.parse_chat_request(await read_json())
     completion_id, created = openai.new_completion_id(), int(time.time())
     if not chat.stream:
-        async with gateway().open_turn(chat) as stream:
+        async with open_turn(chat) as stream:
             events = await stream.collect()
         return openai.build_completion(events, completion_id=completion_id, model=chat.model, created=created)
 
