@@ -28,6 +28,15 @@ def test_metrics_usage_status_and_task_tree(tmp_path: Path) -> None:
         assert status["instances"][0]["state"] == "ready"
         usage = httpx.get(f"{gw.url}/admin/usage", headers=admin).json()
         assert "sk-test-key" not in str(usage)
+        model = usage["models"]["qwen3-coder"]
+        assert model["requests"] == 1 and model["errors"] == 0
+        assert model["input_tokens"] > 0 and model["output_tokens"] > 0
+        (key,) = usage["keys"].values()
+        assert key == model
+        metrics = httpx.get(f"{gw.url}/metrics").text
+        assert f'trio_lingma_tokens_total{{direction="output",model="qwen3-coder"}} {float(model["output_tokens"])}' in metrics
+        assert "trio_lingma_time_to_first_token_seconds_count" in metrics
+        assert "trio_lingma_queue_wait_seconds_count 1.0" in metrics
 
 
 def test_cli_tasks_and_status_against_a_running_gateway(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -39,7 +39,7 @@ from .pool import Candidate, PoolSnapshot, choose
 from .sessions import SessionCache, SessionEntry
 from .stream import Attempt, EventStream
 
-__all__ = ["EventStream", "Gateway", "GatewaySnapshot", "ModelInfo", "model_catalogue"]
+__all__ = ["EventStream", "Gateway", "GatewaySnapshot", "ModelInfo", "TurnReport", "model_catalogue"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,19 @@ class ModelInfo:
     key: str
     display_name: str
     reasoning: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class TurnReport:
+    """What one finished request did, for observers (metrics, usage); no prompt text."""
+
+    model: str
+    api_key: str | None
+    ok: bool
+    input_tokens: int
+    output_tokens: int
+    queue_wait: float | None
+    first_token_after: float | None
 
 
 def model_catalogue(models: Sequence[tuple[str, str, bool]]) -> dict[str, ModelInfo]:
@@ -84,6 +97,8 @@ class Gateway:
         self._models: dict[str, ModelInfo] = {}
         self._doomed: collections.deque[SessionEntry] = collections.deque()
         self._reaper_wake = trio.Event()
+        #: Called with a :class:`TurnReport` when each request ends (synchronously; never raises).
+        self.observers: list[Callable[[TurnReport], None]] = []
 
     def __repr__(self) -> str:
         return repr(self.statistics())
@@ -165,8 +180,23 @@ class Gateway:
                 ok = True
             finally:
                 await stream.aclose(ok=ok)
+                self._report(stream, model, api_key)
         finally:
             self.key_limits.release(api_key)
+
+    def _report(self, stream: EventStream, model: ModelInfo, api_key: str | None) -> None:
+        usage = stream.usage
+        report = TurnReport(
+            model=model.id, api_key=api_key, ok=stream.succeeded,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            queue_wait=stream.queue_wait, first_token_after=stream.first_token_after,
+        )
+        for observer in self.observers:
+            try:
+                observer(report)
+            except Exception:  # an observer bug must not fail the request
+                log.exception("turn observer failed")
 
     async def admit(self, key: str | None, *, exclude: frozenset[int] = frozenset()) -> Attempt:
         """A ticket on the chosen instance, with the cached session when the prefix hit."""

@@ -123,10 +123,20 @@ class EventStream:
         self._reusable = True
         self._finish: Finish | None = None
         self.ended = False
+        # for reports (metrics, usage): what the client got, and when
+        self.opened_at = now
+        self.queue_wait: float | None = None
+        self.first_token_after: float | None = None
+        self.usage: Usage | None = None
 
     @property
     def input_tokens(self) -> int:
         return self._shaper._input_tokens
+
+    @property
+    def succeeded(self) -> bool:
+        """The turn ended with a Finish (not an error or a deadline)."""
+        return self._finish is not None
 
     @property
     def attempt(self) -> Attempt | None:
@@ -137,6 +147,8 @@ class EventStream:
         while True:
             self._attempt = await self._gw.admit(self._key if not self._tried else None,
                                                  exclude=frozenset(self._tried))
+            if self.queue_wait is None:
+                self.queue_wait = trio.current_time() - self.opened_at
             self._tried.add(self._attempt.instance.index)
             try:
                 await self._attempt.open(self._request, self._model.key, mode=self._mode,
@@ -179,6 +191,8 @@ class EventStream:
                 if failed:
                     return failed
                 continue
+            if self._first:
+                self.first_token_after = trio.current_time() - self.opened_at
             self._first = False
             self._next_deadline = trio.current_time() + self._idle
             out = self._shape(batch)
@@ -214,7 +228,9 @@ class EventStream:
                     self._answer.append(text)
                 case Finish():
                     self._finish = event
-                case ThinkingDelta() | Usage():
+                case Usage():
+                    self.usage = event
+                case ThinkingDelta():
                     pass
                 case _:  # tool calls or an error: the upstream history is not what the client saw
                     self._reusable = False

@@ -56,7 +56,9 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.extensions["trio_lingma.gateway"] = gateway
     app.extensions["trio_lingma.settings"] = settings
     app.extensions["trio_lingma.metrics"] = metrics = Metrics(gateway.statistics)
-    app.extensions["trio_lingma.usage"] = UsageLedger()
+    app.extensions["trio_lingma.usage"] = usage = UsageLedger()
+    gateway.observers.append(metrics.observe_turn)
+    gateway.observers.append(usage.observe_turn)
 
     for blueprint, _, _ in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -77,5 +77,14 @@ class Metrics:
                               ["model", "direction"], registry=reg)
         reg.register(_PoolCollector(snapshot))
 
+    def observe_turn(self, report: Any) -> None:
+        """Record one finished request (a ``backend.gateway.TurnReport``)."""
+        self.tokens.labels(report.model, "input").inc(report.input_tokens)
+        self.tokens.labels(report.model, "output").inc(report.output_tokens)
+        if report.queue_wait is not None:
+            self.queue_wait.observe(report.queue_wait)
+        if report.first_token_after is not None:
+            self.first_token.labels("all").observe(report.first_token_after)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

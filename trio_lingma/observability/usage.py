@@ -53,6 +53,11 @@ class UsageLedger:
             tally.input_tokens += input_tokens
             tally.output_tokens += output_tokens
 
+    def observe_turn(self, report: Any) -> None:
+        """Record one finished request (a ``backend.gateway.TurnReport``)."""
+        self.record(model=report.model, key=report.api_key, ok=report.ok,
+                    input_tokens=report.input_tokens, output_tokens=report.output_tokens)
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "models": {m: t.as_dict() for m, t in sorted(self._by_model.items())},
