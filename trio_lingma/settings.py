@@ -41,9 +41,17 @@ class Settings:
     port: int = _f(8317, "PORT", "TCP port to listen on")
     api_keys: tuple[str, ...] = _f((), "API_KEYS", "comma-separated accepted API keys")
     allow_open: bool = _f(False, "ALLOW_OPEN", "allow no API keys on a non-loopback address")
-    lingma_binary: str = _f("", "LINGMA_BINARY", "Lingma binary; empty = built-in simulator")
+    lingma_binary: str = _f("", "LINGMA_BINARY", "Lingma binary; auto = find it; empty = built-in simulator")
     lingma_argv: str = _f(DEFAULT_ARGV, "LINGMA_ARGV", "argv template to start the binary")
     lingma_work_root: str = _f("data/instances", "LINGMA_WORK_ROOT", "root of per-instance workdirs")
+    lingma_dialect: str = _f("legacy", "LINGMA_DIALECT", "protocol family: legacy, acp or auto")
+    lingma_attach: bool = _f(False, "LINGMA_ATTACH", "connect to a running runtime instead of starting one")
+    lingma_ws_url: str = _f("", "LINGMA_WS_URL", "attach: runtime WebSocket URL; empty = discovery file")
+    lingma_shared_client_info: str = _f("", "LINGMA_SHARED_CLIENT_INFO", "attach: path of the .info(.json) file")
+    lingma_data_dir: str = _f("", "LINGMA_DATA_DIR", "logged-in Lingma data dir (read-only source)")
+    lingma_install_dir: str = _f("data/lingma", "LINGMA_INSTALL_DIR", "where LINGMA_ARCHIVE is installed")
+    lingma_archive: str = _f("", "LINGMA_ARCHIVE", "Lingma archive (tar.gz/zip path or URL) to install")
+    lingma_archive_sha256: str = _f("", "LINGMA_ARCHIVE_SHA256", "expected sha256 of LINGMA_ARCHIVE")
     lingma_instances: int = _f(1, "LINGMA_INSTANCES", "number of Lingma instances")
     lingma_concurrency: int = _f(4, "LINGMA_CONCURRENCY", "concurrent requests per instance")
     lingma_mode: str = _f("chat", "LINGMA_MODE", "chat/ask mode: chat or agent")
@@ -98,6 +106,12 @@ class Settings:
         _require(self.session_cache_size >= 0, "SESSION_CACHE_SIZE", "an integer >= 0")
         _require(self.lingma_mode in ("chat", "agent"), "LINGMA_MODE", "chat or agent")
         _require(self.tool_bridge in ("bridge", "text", "off"), "TOOL_BRIDGE", "bridge, text or off")
+        _require(self.lingma_dialect in ("legacy", "acp", "auto"), "LINGMA_DIALECT", "legacy, acp or auto")
+        _require(not self.lingma_ws_url or self.lingma_ws_url.startswith(("ws://", "wss://")),
+                 "LINGMA_WS_URL", "empty or a ws:// or wss:// URL")
+        sha = self.lingma_archive_sha256
+        _require(not self.lingma_archive or (len(sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in sha)),
+                 "LINGMA_ARCHIVE_SHA256", "the 64 hex digits of LINGMA_ARCHIVE's sha256 when LINGMA_ARCHIVE is set")
         _require(self.max_body_bytes >= 1024, "MAX_BODY_BYTES", "an integer >= 1024")
         _require("{workdir}" in self.lingma_argv, "LINGMA_ARGV", "a template containing {workdir}")
         _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "LOG_LEVEL",
