@@ -66,10 +66,10 @@ def test_healthchecks_probe_readyz_on_the_port() -> None:
     assert f"127.0.0.1:{Settings().port}/readyz" in test
 
 
-def test_stop_grace_outlasts_hypercorn_graceful_timeout() -> None:
+def test_stop_grace_outlasts_the_drain() -> None:
     graceful = int(re.search(r"--graceful-timeout (\d+)", _containerfile()).group(1))
     grace = int(_compose()["stop_grace_period"].rstrip("s"))
-    assert grace > graceful
+    assert grace > graceful and grace > Settings().drain_timeout
 
 
 def test_image_runs_as_non_root() -> None:

@@ -1,4 +1,4 @@
-"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``tasks``, ``status``, ``check-config``."""
+"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``tasks``, ``status``, ``drain``, ``check-config``."""
 
 from __future__ import annotations
 
@@ -40,14 +40,22 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[int] = trio.
     config.accesslog = None
     config.graceful_timeout = 5.0
     app = create_app(settings)
+    gateway = app.extensions["trio_lingma.gateway"]
     shutdown = trio.Event()
 
     async def watch_signals() -> None:
+        """First SIGINT/SIGTERM: drain (up to DRAIN_TIMEOUT), then stop; a second: stop now."""
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                log.info("received %s: shutting down", signal.Signals(signum).name)
-                shutdown.set()
-                return
+                log.warning("received %s: draining for up to %.0f s (send it again to stop at once)",
+                            signal.Signals(signum).name, settings.drain_timeout)
+                break
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_next_signal, signals, nursery.cancel_scope,
+                                   name="second signal watcher")
+                await gateway.drain(settings.drain_timeout)
+                nursery.cancel_scope.cancel()
+        shutdown.set()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_signals, name="signal watcher")
@@ -57,6 +65,13 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[int] = trio.
         await shutdown.wait()
         # hypercorn finishes by itself once shutdown is set
     log.info("trio-lingma stopped")
+
+
+async def _cancel_on_next_signal(signals: object, scope: trio.CancelScope) -> None:
+    async for signum in signals:  # type: ignore[attr-defined]
+        log.warning("received %s again: stopping now", signal.Signals(signum).name)
+        scope.cancel()
+        return
 
 
 async def _run_hypercorn(hypercorn_serve, app, config, shutdown, *, task_status=trio.TASK_STATUS_IGNORED):  # type: ignore[no-untyped-def]
@@ -100,6 +115,11 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_drain(args: argparse.Namespace) -> int:
+    print(json.loads(_admin_get(args, "/admin/drain", method="POST"))["message"])
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     print(json.dumps(json.loads(_admin_get(args, "/admin/status")), indent=2))
     return 0
@@ -123,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_sim.add_argument("simulator_args", nargs=argparse.REMAINDER)
     p_sim.set_defaults(func=_cmd_simulate)
     for name, func, text in (("tasks", _cmd_tasks, "print the task tree of a running gateway"),
-                             ("status", _cmd_status, "print the pool snapshot of a running gateway")):
+                             ("status", _cmd_status, "print the pool snapshot of a running gateway"),
+                             ("drain", _cmd_drain, "drain a running gateway, then stop it")):
         p = sub.add_parser(name, help=text + " (needs ADMIN_KEY)")
         p.add_argument("--url", help="gateway base URL (default: http://127.0.0.1:$PORT)")
         if name == "tasks":

@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from ..errors import ModelNotFound, QueueTimeout, UpstreamUnavailable
+from ..errors import ModelNotFound, Overloaded, QueueTimeout, UpstreamUnavailable
 from ..protocol.conversation import ChatRequest
 from ..protocol.lingma import split_model_mode
 from ..settings import Settings
@@ -99,6 +99,9 @@ class Gateway:
         self._reaper_wake = trio.Event()
         #: Called with a :class:`TurnReport` when each request ends (synchronously; never raises).
         self.observers: list[Callable[[TurnReport], None]] = []
+        #: Set by :meth:`start_drain`: no new requests are admitted (503) and /readyz fails.
+        self.draining = False
+        self._streams: set[EventStream] = set()
 
     def __repr__(self) -> str:
         return repr(self.statistics())
@@ -135,6 +138,31 @@ class Gateway:
             return True
         return False
 
+    def start_drain(self) -> None:
+        """Stop admitting requests; those in flight go on."""
+        if not self.draining:
+            log.warning("draining: no new requests; %d in flight", len(self._streams))
+        self.draining = True
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop admitting and wait (up to ``timeout``) until no request is in flight or queued.
+
+        If requests are still open then, they are ended with a protocol-correct error
+        (``abort``) and given a moment to write it. True when everything finished by itself.
+        """
+        self.start_drain()
+        with trio.move_on_after(timeout):
+            while self._streams or self.queue.queued:
+                await trio.sleep(0.05)
+            return True
+        log.warning("drain timeout: ending %d open requests", len(self._streams))
+        for stream in list(self._streams):
+            stream.abort("The gateway is shutting down; retry the request.")
+        with trio.move_on_after(2.0):
+            while self._streams:
+                await trio.sleep(0.05)
+        return False
+
     # -- models --------------------------------------------------------------------------
 
     def models(self) -> list[ModelInfo]:
@@ -168,17 +196,22 @@ class Gateway:
     @asynccontextmanager
     async def open_turn(self, request: ChatRequest, *, api_key: str | None = None) -> AsyncIterator[EventStream]:
         """Admit ``request`` and open its upstream turn; errors here come before any output."""
+        if self.draining:
+            raise Overloaded("The gateway is shutting down; retry the request.",
+                             retry_after=self._retry_after(1))
         model = self.resolve_model(request.model)
         mode = split_model_mode(request.model)[1] or self.settings.lingma_mode
         self.key_limits.acquire(api_key, retry=self._retry_after(1))
         try:
             stream = EventStream(self, request, model, mode=mode)
             ok = False
+            self._streams.add(stream)
             try:
                 await stream.open()
                 yield stream
                 ok = True
             finally:
+                self._streams.discard(stream)
                 await stream.aclose(ok=ok)
                 self._report(stream, model, api_key)
         finally:

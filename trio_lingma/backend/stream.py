@@ -123,6 +123,8 @@ class EventStream:
         self._reusable = True
         self._finish: Finish | None = None
         self.ended = False
+        self._aborted: StreamError | None = None
+        self._receive_scope = trio.CancelScope()
         # for reports (metrics, usage): what the client got, and when
         self.opened_at = now
         self.queue_wait: float | None = None
@@ -160,7 +162,8 @@ class EventStream:
                     raise
 
     def _may_retry(self) -> bool:
-        if self._retries <= 0 or not self._first or not self._gw.has_ready(exclude=self._tried):
+        if self._retries <= 0 or not self._first or self._aborted is not None or self._gw.draining \
+                or not self._gw.has_ready(exclude=self._tried):
             return False
         self._retries -= 1
         return True
@@ -203,12 +206,19 @@ class EventStream:
     async def _next_batch(self, heartbeat: float) -> list[Event] | None:
         assert self._attempt is not None and self._attempt.turn is not None
         wake = min(self._next_deadline, self._total_deadline, trio.current_time() + heartbeat)
-        with trio.move_on_at(wake):
-            try:
-                return await self._attempt.turn.receive()
-            except GatewayError as exc:
-                return [event_from_error(exc)]
-        return None
+        if self._aborted is None:
+            with trio.move_on_at(wake) as self._receive_scope:
+                try:
+                    return await self._attempt.turn.receive()
+                except GatewayError as exc:
+                    return [event_from_error(exc)]
+        return [self._aborted] if self._aborted is not None else None
+
+    def abort(self, message: str) -> None:
+        """End this stream soon with an ``overloaded`` error (shutdown after the drain timeout)."""
+        if self._aborted is None and not self.ended:
+            self._aborted = StreamError(kind=ErrorKind.OVERLOADED, message=message)
+            self._receive_scope.cancel()
 
     async def _retry(self) -> list[Event]:
         """Drop the failed attempt and start over elsewhere; the terminal events if that fails."""

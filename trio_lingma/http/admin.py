@@ -1,4 +1,5 @@
-"""Operator endpoints: ``/metrics``, ``/admin/usage``, ``/admin/status``, ``/debug/tasks``.
+"""Operator endpoints: ``/metrics``, ``/admin/usage``, ``/admin/status``, ``/admin/drain``,
+``/debug/tasks``.
 
 Everything but ``/metrics`` needs ``ADMIN_KEY`` (as ``Authorization: Bearer`` or
 ``x-api-key``); with no ADMIN_KEY configured those endpoints answer 403 and say how to enable
@@ -7,6 +8,8 @@ them. ``/metrics`` is open unless ``METRICS_REQUIRE_ADMIN=true``.
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import attrs
@@ -55,6 +58,25 @@ async def usage() -> Any:
 async def status() -> Any:
     require_admin()
     return _jsonable(gateway().statistics())
+
+
+@blueprint.post("/admin/drain")
+async def drain() -> Any:
+    """Stop admitting, let requests finish (up to DRAIN_TIMEOUT), then stop the process with
+    SIGTERM — the same path as a SIGTERM from outside (``trio-lingma serve`` or hypercorn)."""
+    require_admin()
+    gw = gateway()
+    already = gw.draining
+    gw.start_drain()
+    if not already:
+        current_app.nursery.start_soon(_drain_then_terminate, gw, name="drain then SIGTERM")
+    return {"message": f"draining: {gw.statistics().in_flight} in flight, "
+                       f"stopping within {gw.settings.drain_timeout:g} s"}
+
+
+async def _drain_then_terminate(gw: Any) -> None:
+    await gw.drain(gw.settings.drain_timeout)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @blueprint.get("/debug/tasks")

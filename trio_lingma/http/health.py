@@ -21,8 +21,11 @@ async def healthz() -> Any:
 @blueprint.get("/readyz")
 async def readyz() -> Any:
     snap = gateway().statistics()
+    draining = gateway().draining
+    ready = snap.ready > 0 and not draining
     body = {
-        "ready": snap.ready > 0,
+        "ready": ready,
+        "draining": draining,
         "simulator": snap.simulator,
         "in_flight": snap.in_flight,
         "queued": snap.queued,
@@ -37,4 +40,4 @@ async def readyz() -> Any:
     }
     if snap.simulator:
         body["warning"] = "running on the built-in Lingma simulator (LINGMA_BINARY is not set)"
-    return body, (200 if snap.ready else 503)
+    return body, (200 if ready else 503)
