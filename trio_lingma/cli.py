@@ -59,7 +59,7 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[int] = trio.
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_signals, name="signal watcher")
-        binds = await nursery.start(_run_hypercorn, hypercorn_serve, app, config, shutdown)
+        binds = await nursery.start(_run_hypercorn, hypercorn_serve, app, config, shutdown, name="hypercorn")
         log.info("trio-lingma listening on %s", ", ".join(binds))
         task_status.started(settings.port)
         await shutdown.wait()

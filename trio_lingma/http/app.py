@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     @app.before_serving
     async def _start() -> None:
         app.nursery.start_soon(log_tree_on_signal, name="SIGUSR1 task-tree dump")
-        await app.nursery.start(gateway.serve)
+        await app.nursery.start(gateway.serve, name="gateway")
         if not await gateway.wait_ready(settings.start_timeout):
             log.error("no Lingma instance became ready within %.0f s; /readyz reports why",
                       settings.start_timeout)
