@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import trio
 
+from trio_lingma.backend.attach import attach_connector, open_websocket_transport
+from trio_lingma.backend.dialects import make_dialect
 from trio_lingma.backend.discovery import (
     DiscoveryError,
     RuntimeEndpoint,
@@ -15,7 +19,11 @@ from trio_lingma.backend.discovery import (
     discover_runtime,
     parse_info,
 )
+from trio_lingma.backend.instance import Instance
+from trio_lingma.errors import UpstreamUnavailable
+from trio_lingma.protocol.events import TextDelta
 from trio_lingma.settings import ConfigError, Settings
+from trio_lingma.simulator import SimulatorConfig, serve_simulator
 
 INFO_JSON = {"websocketPort": 36510, "pid": 14060, "ipcServerPath": "\\\\.\\pipe\\lingma-bf0f32", "isDev": False}
 INFO_TEXT = "36510\n14060\n\\\\.\\pipe\\lingma-bf0f32\n"
@@ -149,3 +157,63 @@ def test_simulator_discovery_file_is_found(tmp_path: Path) -> None:
     _write(tmp_path / "SharedClientCache" / ".info.json", json.dumps({**INFO_JSON, "ipcServerPath": ""}))
     found = discover_runtime(info_file=str(tmp_path / "SharedClientCache" / ".info.json"))
     assert found.ws_url == "ws://127.0.0.1:36510/" and found.ipc_path == ""
+
+
+# -- attach mode: an instance that connects to a discovered runtime ---------------------------
+
+
+def _attached(tmp_path: Path, info: Path, dialect: str = "acp") -> Instance:
+    settings = Settings(lingma_work_root=str(tmp_path / "work"), lingma_attach=True, lingma_dialect=dialect,
+                        lingma_shared_client_info=str(info), restart_initial=0.05, restart_max=0.1)
+    return Instance(0, settings, dialect=make_dialect(dialect), connector=attach_connector(settings))
+
+
+async def _wait_for(instance: Instance, predicate: Callable[[Instance], bool]) -> None:
+    while not predicate(instance):
+        await instance.state_changed.wait()
+
+
+async def test_instance_attaches_and_reattaches(nursery: trio.Nursery, tmp_path: Path) -> None:
+    ide = tmp_path / "ide"
+    info = ide / "SharedClientCache" / ".info.json"
+    instance = _attached(tmp_path, info)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as runtime:
+            await runtime.start(serve_simulator, SimulatorConfig(work_dir=ide, dialect="acp"))
+            await nursery.start(instance.run, name="lingma[0] supervisor")
+            assert instance.client is not None and instance.handshake is not None
+            async with instance.dialect.open_turn(
+                instance.client, request_id="r1", session_id="fresh", question="hi", model_key="",
+                is_reply=False, mode="chat", timeout=5,
+            ) as turn:
+                events = []
+                while not turn.finished:
+                    events += await turn.receive()
+            assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Echo: hi"
+            runtime.cancel_scope.cancel()  # the IDE quits
+        await _wait_for(instance, lambda i: not i.ready)
+        async with trio.open_nursery() as runtime:  # and comes back on another port
+            await runtime.start(serve_simulator, SimulatorConfig(work_dir=ide, dialect="acp"))
+            await _wait_for(instance, lambda i: i.ready)
+            assert instance.life == 2
+            await instance.dialect.ping(instance.client, timeout=5)  # type: ignore[arg-type]
+            runtime.cancel_scope.cancel()
+
+
+async def test_attach_failure_is_visible(nursery: trio.Nursery, tmp_path: Path) -> None:
+    instance = _attached(tmp_path, tmp_path / "missing" / ".info.json")
+    nursery.start_soon(instance.run, name="lingma[0] supervisor")
+    with trio.fail_after(10):
+        while instance.last_error is None:
+            await instance.state_changed.wait()
+    assert "LINGMA_SHARED_CLIENT_INFO" in instance.last_error
+    assert not instance.ready
+
+
+async def test_nobody_listening(tmp_path: Path) -> None:
+    with trio.socket.socket() as sock:  # a port that is certainly closed
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with trio.fail_after(5), pytest.raises(UpstreamUnavailable, match=f"127.0.0.1:{port}.*from test"):
+        async with open_websocket_transport(f"ws://127.0.0.1:{port}/", source="test"):
+            pass  # pragma: no cover
