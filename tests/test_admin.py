@@ -80,3 +80,19 @@ def test_sigusr1_logs_the_task_tree(tmp_path: Path) -> None:
         while "lingma[0] reader" not in gw.log() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "task tree (SIGUSR1)" in gw.log() and "lingma[0] supervisor" in gw.log()
+
+
+def test_json_logs_carry_the_request_id_and_no_secrets(tmp_path: Path) -> None:
+    import json
+
+    with run_gateway(tmp_path, env={"LOG_FORMAT": "json"}) as gw:
+        chat = {"model": "qwen3-coder", "messages": [{"role": "user", "content": "[sim error status=500] secret prompt"}]}
+        response = httpx.post(f"{gw.base_url}/chat/completions", json=chat,
+                              headers={**gw.headers(), "x-request-id": "trace-abc.123"}, timeout=30)
+        assert response.headers["x-request-id"] == "trace-abc.123"
+        evil = httpx.get(f"{gw.url}/healthz", headers={"x-request-id": "bad id <script>"})
+        assert evil.headers["x-request-id"].startswith("req_")
+        log = gw.log()
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert records and all({"time", "level", "logger", "request_id", "message"} <= set(r) for r in records)
+    assert "secret prompt" not in log and "sk-test-key" not in log

@@ -12,6 +12,7 @@ from typing import Any
 from quart_trio import QuartTrio
 
 from .http.app import create_app as _create_app
+from .observability.logs import configure_logging
 from .settings import Settings, load_dotenv
 
 __all__ = ["app", "create_app"]
@@ -21,7 +22,9 @@ def create_app() -> QuartTrio:
     """The application configured from the environment (and an optional ``.env``)."""
     import os
 
-    return _create_app(Settings.from_env({**load_dotenv(), **os.environ}))
+    settings = Settings.from_env({**load_dotenv(), **os.environ})
+    configure_logging(settings.log_level, settings.log_format)
+    return _create_app(settings)
 
 
 class _LazyApp:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import trio
 
+from .observability.logs import configure_logging
 from .settings import ConfigError, Settings, load_dotenv
 
 __all__ = ["main", "serve"]
@@ -80,8 +81,7 @@ async def _run_hypercorn(hypercorn_serve, app, config, shutdown, *, task_status=
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     trio.run(serve, settings)
     return 0
 

@@ -75,6 +75,7 @@ class Settings:
     max_body_bytes: int = _f(32 * 1024 * 1024, "MAX_BODY_BYTES", "largest accepted request body")
     sse_ping_interval: float = _f(15.0, "SSE_PING_INTERVAL", "seconds of upstream silence before a keep-alive")
     log_level: str = _f("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = _f("plain", "LOG_FORMAT", "plain or json")
     admin_key: str = _f("", "ADMIN_KEY", "key for /admin/*, /debug/tasks; empty disables them")
     metrics_require_admin: bool = _f(False, "METRICS_REQUIRE_ADMIN", "require ADMIN_KEY for /metrics")
 
@@ -106,6 +107,7 @@ class Settings:
         _require(self.per_key_concurrency >= 0, "PER_KEY_CONCURRENCY", "an integer >= 0")
         _require(self.session_cache_size >= 0, "SESSION_CACHE_SIZE", "an integer >= 0")
         _require(self.lingma_mode in ("chat", "agent"), "LINGMA_MODE", "chat or agent")
+        _require(self.log_format in ("plain", "json"), "LOG_FORMAT", "plain or json")
         _require(self.tool_bridge in ("bridge", "text", "off"), "TOOL_BRIDGE", "bridge, text or off")
         _require(self.lingma_dialect in ("legacy", "acp", "auto"), "LINGMA_DIALECT", "legacy, acp or auto")
         _require(not self.lingma_ws_url or self.lingma_ws_url.startswith(("ws://", "wss://")),

@@ -20,13 +20,13 @@ handling: none of them changes what this gateway answers.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from quart import Blueprint, Response, request
 
 from ..errors import GatewayError, InternalError, event_from_error
+from ..observability.logs import current_request_id
 from ..protocol import anthropic, sse
 from ..protocol.anthropic import MessageStream, SseEvent
 from ..protocol.events import Event
@@ -52,7 +52,7 @@ class TurnEvents(Protocol):
 
 def request_id() -> str:
     """The id echoed in ``request-id``/``x-request-id`` (the app adds them when a route did not)."""
-    return request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:24]}"
+    return current_request_id()
 
 
 def render_error(exc: GatewayError) -> Response:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from ..backend.gateway import Gateway
 from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge
 from ..settings import Settings
+from ..observability.logs import current_request_id, new_request_id, set_request_id
 from ..observability.metrics import Metrics
 from ..observability.tasks import log_tree_on_signal
 from ..observability.usage import UsageLedger
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     @app.before_request
     async def _start_clock() -> None:
         request.started_at = time.perf_counter()  # type: ignore[attr-defined]
+        set_request_id(new_request_id(request.headers.get("x-request-id")))
 
     @app.after_request
     async def _count(response: Response) -> Response:
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.after_request
     async def _request_id(response: Response) -> Response:
-        rid = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:24]}"
+        rid = current_request_id()
         response.headers.setdefault("x-request-id", rid)
         response.headers.setdefault("request-id", rid)
         return response
