@@ -12,7 +12,10 @@ python -m trio_lingma.simulator start --workDir /tmp/sim --socketPort 0 --httpPo
 
 * Listens on `ws://127.0.0.1:<socketPort>/` (path `/`) and on a trivial HTTP port;
   port `0` picks a free port. `--copyDataDir` and `--endpoint` are accepted and ignored;
-  `--dialect legacy` is the default (and, for now, the only dialect);
+  `--dialect legacy` is the default; `--dialect acp` serves the ACP `session/*` family
+  (the same scenarios as `session/update` notifications, `session/prompt` answered
+  `{"stopReason"}` at the turn's end, `session/cancel` honoured; see `_acp.py`) and
+  `--dialect acp-vscode` a runtime whose `session/new` is -32601 (VS Code's);
   `--ackTimeout S` / `--toolTimeout S` tune the timeouts below.
 * Ready when `<workDir>/logs/lingma.log` contains
   `Communication servers ready - WebSocket: N, HTTP: M`; `<workDir>/SharedClientCache/.info.json`
