@@ -58,6 +58,10 @@ def test_the_command_exists_and_binds_the_port() -> None:
     assert "--worker-class trio" in cmd and '0.0.0.0:${PORT}' in cmd
     module, attr = re.search(r"(trio_lingma[\w.]*):(\w+)", cmd).groups()
     assert callable(getattr(importlib.import_module(module), attr))
+    assert "trio-lingma bootstrap &&" in cmd  # the bootstrap step runs first, and exists:
+    from trio_lingma.cli import main
+
+    assert main(["--env-file", "/nonexistent", "bootstrap"]) == 0
 
 
 def test_healthchecks_probe_readyz_on_the_port() -> None:

@@ -1,4 +1,4 @@
-"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``tasks``, ``status``, ``drain``, ``check-config``."""
+"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``tasks``, ``status``, ``drain``, ``bootstrap``, ``check-config``."""
 
 from __future__ import annotations
 
@@ -125,6 +125,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    from .bootstrap import main as bootstrap_main
+
+    return bootstrap_main(["--env-file", args.env_file])
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(settings.masked(), indent=2))
@@ -150,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "tasks":
             p.add_argument("--json", action="store_true", help="JSON instead of text")
         p.set_defaults(func=func)
+    p_boot = sub.add_parser("bootstrap", help="find/install the Lingma binary, prepare instance workdirs")
+    p_boot.set_defaults(func=_cmd_bootstrap)
     p_check = sub.add_parser("check-config", help="print the effective settings (secrets masked)")
     p_check.set_defaults(func=_cmd_check_config)
     args = parser.parse_args(argv)

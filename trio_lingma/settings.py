@@ -81,7 +81,8 @@ class Settings:
 
     @property
     def uses_simulator(self) -> bool:
-        return not self.lingma_binary
+        """Spawning the built-in simulator (no LINGMA_BINARY, not attaching to a runtime)."""
+        return not self.lingma_binary and not self.lingma_attach
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

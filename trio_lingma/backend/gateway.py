@@ -34,6 +34,7 @@ from ..protocol.conversation import ChatRequest
 from ..protocol.lingma import split_model_mode
 from ..settings import Settings
 from .admission import AdmissionQueue, KeyLimits, ServiceTimes, retry_after
+from .attach import attach_connector
 from .instance import Instance
 from .pool import Candidate, PoolSnapshot, choose
 from .sessions import SessionCache, SessionEntry
@@ -88,7 +89,8 @@ class Gateway:
     def __init__(self, settings: Settings, *, instances: Sequence[Instance] | None = None) -> None:
         self.settings = settings
         self.instances = list(instances) if instances is not None else [
-            Instance(i, settings) for i in range(settings.lingma_instances)]
+            Instance(i, settings, connector=attach_connector(settings) if settings.lingma_attach else None)
+            for i in range(1 if settings.lingma_attach else settings.lingma_instances)]
         assert [i.index for i in self.instances] == list(range(len(self.instances)))
         self.sessions = SessionCache(capacity=settings.session_cache_size, ttl=settings.session_ttl)
         self.queue = AdmissionQueue(settings.queue_size)

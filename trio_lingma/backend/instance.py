@@ -45,10 +45,12 @@ import trio_websocket
 
 from ..errors import UpstreamError
 from ..protocol import jsonrpc
+from ..bootstrap import find_binary
 from ..settings import Settings
 from .backoff import restart_delay
 from .client import LingmaClient
-from .legacy import Handshake, LegacyDialect
+from .dialects import Dialect, make_dialect
+from .legacy import Handshake
 from .pool import InstanceSnapshot, InstanceState, after_probe
 from .transport import Transport, WebSocketTransport
 
@@ -71,7 +73,7 @@ def binary_argv(settings: Settings) -> list[str]:
     """The command that starts the configured binary (the simulator when none is set)."""
     if settings.uses_simulator:
         return [sys.executable, "-m", "trio_lingma.simulator"]
-    return [settings.lingma_binary]
+    return [str(find_binary(settings))]  # LINGMA_BINARY, or found/installed when "auto"
 
 
 def _free_port() -> int:
@@ -83,12 +85,12 @@ def _free_port() -> int:
 class Instance:
     """A Lingma runtime owned by this gateway. Run :meth:`run` in a nursery."""
 
-    def __init__(self, index: int, settings: Settings, *, dialect: LegacyDialect | None = None,
+    def __init__(self, index: int, settings: Settings, *, dialect: Dialect | None = None,
                  connector: Connector | None = None) -> None:
         self.index = index
         self.name = f"lingma[{index}]"
         self.settings = settings
-        self.dialect = dialect or LegacyDialect()
+        self.dialect = dialect or make_dialect(settings.lingma_dialect)
         self.workdir = Path(settings.lingma_work_root).resolve() / f"instance-{index}"
         self.limiter = trio.CapacityLimiter(settings.lingma_concurrency)
         self.state = InstanceState.STARTING

@@ -91,6 +91,8 @@ class Attempt:
             client, request_id=uuid.uuid4().hex, session_id=self.session_id, question=question,
             model_key=model_key, is_reply=self.entry is not None, mode=mode, timeout=timeout)
         self.turn = await self._stack.enter_async_context(turn)
+        # ACP runtimes assign the session id (session/new): cache and delete under theirs.
+        self.session_id = self.turn.session_id or self.session_id
 
     async def close_turn(self) -> None:
         """Leave the upstream turn (``chat/stop`` when unfinished: shielded and bounded)."""
