@@ -30,6 +30,7 @@ class RunningGateway:
     process: subprocess.Popen[bytes]
     workdir: Path
     log_path: Path
+    variant: str = "legacy"
 
     @property
     def base_url(self) -> str:
@@ -119,3 +120,52 @@ def simulator_pids(workroot: Path) -> list[int]:
         if "trio_lingma.simulator" in cmdline and str(workroot) in cmdline:
             pids.append(int(entry.name))
     return pids
+
+
+#: The runtimes every wire-API end-to-end suite runs against: the simulator spawned by the
+#: gateway in each dialect, and an already running simulator the gateway attaches to.
+VARIANTS = ("legacy", "acp", "attach")
+ACP_ARGV = "{binary} start --dialect acp --workDir {workdir} --socketPort {socket_port} --httpPort {http_port}"
+
+
+@contextmanager
+def run_simulator(workdir: Path, *extra: str) -> Iterator[str]:
+    """A standalone simulator process (as an IDE would have running); yields its ws URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "trio_lingma.simulator", "start", *extra,
+               "--workDir", str(workdir), "--socketPort", "0", "--httpPort", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = workdir / "logs" / "lingma.log"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "Communication servers ready - WebSocket: " in text:
+                port = text.split("Communication servers ready - WebSocket: ", 1)[1].split(",", 1)[0]
+                yield f"ws://127.0.0.1:{int(port)}/"
+                return
+            time.sleep(0.05)
+        raise TimeoutError("the standalone simulator did not become ready")
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextmanager
+def run_variant(tmp: Path, variant: str, *, env: dict[str, str] | None = None) -> Iterator[RunningGateway]:
+    """``run_gateway`` against one of :data:`VARIANTS`."""
+    env = dict(env or {})
+    if variant == "legacy":
+        with run_gateway(tmp, env=env) as gateway:
+            yield gateway
+    elif variant == "acp":
+        env.update(LINGMA_DIALECT="acp", LINGMA_ARGV=ACP_ARGV)
+        with run_gateway(tmp, env=env) as gateway:
+            yield gateway
+    elif variant == "attach":
+        with run_simulator(tmp / "ide-runtime") as ws_url:
+            env.update(LINGMA_ATTACH="true", LINGMA_WS_URL=ws_url)
+            with run_gateway(tmp, env=env) as gateway:
+                yield gateway
+    else:
+        raise ValueError(variant)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .anthropic_grammar import check_stream
-from .e2e_support import API_KEY, RunningGateway, run_gateway
+from .e2e_support import API_KEY, VARIANTS, RunningGateway, run_gateway, run_variant
 
 MAX_BODY = 1024 * 1024
 ANTHROPIC_HEADERS = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
@@ -26,10 +26,11 @@ PNG = base64.b64encode(bytes.fromhex(
 )).decode()
 
 
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+@pytest.fixture(scope="module", params=VARIANTS)
+def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     env = {"MAX_BODY_BYTES": str(MAX_BODY), "SSE_PING_INTERVAL": "0.5"}
-    with run_gateway(tmp_path_factory.mktemp("anthropic"), env=env) as gateway:
+    with run_variant(tmp_path_factory.mktemp("anthropic"), request.param, env=env) as gateway:
+        gateway.variant = request.param
         yield gateway
 
 
