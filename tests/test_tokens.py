@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trio_lingma.protocol.client_tools import describe_tools
 from trio_lingma.protocol.conversation import (
     ChatRequest,
     Image,
     Message,
     ToolSpec,
     flatten,
-    tools_json,
 )
 from trio_lingma.protocol.tokens import (
     IMAGE_TOKENS,
@@ -59,7 +60,7 @@ def test_input_tokens_of_a_plain_request_are_the_flattened_text() -> None:
     assert count_input_tokens(request) == count_text(flatten(request))
 
 
-def test_input_tokens_add_tools_json_and_a_flat_cost_per_image() -> None:
+def test_input_tokens_are_the_question_with_its_tool_block_and_a_flat_cost_per_image() -> None:
     tool = ToolSpec(name="get_weather", description="Weather now",
                     parameters={"type": "object", "properties": {"city": {"type": "string"}}})
     images = (Image(media_type="image/png", data="AAAA"), Image(url="https://x/y.png"))
@@ -71,8 +72,11 @@ def test_input_tokens_add_tools_json_and_a_flat_cost_per_image() -> None:
         ),
         tools=(tool,),
     )
-    expected = count_text(flatten(request)) + count_text(tools_json((tool,))) + 3 * IMAGE_TOKENS
+    expected = count_text(describe_tools(request) + "\n\n" + flatten(request)) + 3 * IMAGE_TOKENS
     assert count_input_tokens(request) == expected
+    # tool_choice "none" offers no tools: nothing of them is sent, nothing is counted
+    unoffered = attrs.evolve(request, tool_choice="none")
+    assert count_input_tokens(unoffered) == count_text(flatten(request)) + 3 * IMAGE_TOKENS
 
 
 def test_no_tools_costs_nothing() -> None:

@@ -206,6 +206,8 @@ def _parse_request(body: object, *, max_tokens_required: bool) -> ChatRequest:
         thinking=_thinking(top.get("thinking"), max_tokens),
         tools=_tools(top.get("tools")),
         tool_choice=_tool_choice(top.get("tool_choice")),
+        parallel_tool_calls=not _no_parallel(top.get("tool_choice")),
+        tool_id_prefix="toolu_",
         include_usage=True,  # Anthropic always reports usage
     )
 
@@ -293,6 +295,11 @@ def _tool(value: object, path: Path) -> ToolSpec | None:
         description="" if description is None else _as_str(description, path + ("description",)),
         parameters=schema,
     )
+
+
+def _no_parallel(value: object) -> bool:
+    """``tool_choice.disable_parallel_tool_use: true`` (validated by :func:`_tool_choice`)."""
+    return isinstance(value, dict) and value.get("disable_parallel_tool_use") is True
 
 
 def _tool_choice(value: object) -> str | dict[str, str] | None:

@@ -107,6 +107,10 @@ class ChatRequest:
     thinking: bool = False
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: Any = None
+    #: False: only the first client tool call of an answer is kept (protocol/client_tools.py).
+    parallel_tool_calls: bool = True
+    #: Prefix of the ids the gateway makes for client tool calls, in the wire API's style.
+    tool_id_prefix: str = "call_"
     include_usage: bool = False
 
 

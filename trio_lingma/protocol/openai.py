@@ -187,6 +187,7 @@ def parse_chat_request(body: object) -> ChatRequest:
         thinking=wire.reasoning_effort is not None and wire.reasoning_effort not in _NO_THINKING,
         tools=tools,
         tool_choice=_tool_choice(wire.tool_choice, tools),
+        parallel_tool_calls=wire.parallel_tool_calls is not False,
         include_usage=bool(wire.stream and wire.stream_options and wire.stream_options.include_usage),
     )
 

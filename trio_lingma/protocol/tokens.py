@@ -6,9 +6,9 @@ Qwen vocabularies and works offline; the Qwen2.5/Qwen3 vocabulary (151k BPE) mat
 models Lingma serves (qwen3-coder, qwen3-thinking, ...).
 
 Input tokens of a request are counted by ONE rule, :func:`count_input_tokens`, used both for
-``usage`` and for Anthropic's ``count_tokens``: the tokens of the flattened question (system,
-every message, rendered exactly as sent to a fresh Lingma session) + the tokens of the
-canonical JSON of the tool definitions + :data:`IMAGE_TOKENS` per image.
+``usage`` and for Anthropic's ``count_tokens``: the tokens of the question exactly as sent to a
+fresh Lingma session (the client-tool block when tools are offered, then the flattened system
+and messages: :func:`~.client_tools.fresh_question`) + :data:`IMAGE_TOKENS` per image.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from .conversation import ChatRequest, flatten, tools_json
+from .client_tools import fresh_question
+from .conversation import ChatRequest
 
 __all__ = ["IMAGE_TOKENS", "RunningCount", "count_input_tokens", "count_text", "TOKENIZER_NAME"]
 
@@ -44,8 +45,7 @@ def count_text(text: str) -> int:
 def count_input_tokens(request: ChatRequest) -> int:
     """Input tokens of a request: the one documented rule (see the module docstring)."""
     images = sum(len(m.images) for m in request.messages)
-    tools = count_text(tools_json(request.tools)) if request.tools else 0
-    return count_text(flatten(request)) + tools + IMAGE_TOKENS * images
+    return count_text(fresh_question(request)) + IMAGE_TOKENS * images
 
 
 class RunningCount:

@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from ._client_tools import client_tool_answer
 from ._scenario import Directive, DirectiveError, Scenario, parse_question
 
 __all__ = [
@@ -127,6 +128,9 @@ def answer_pieces(text: str, size: int = CHUNK_SIZE) -> list[str]:
 def plan_turn(ask: Ask) -> TurnPlan:
     """Parse the directive in ``ask.question_text`` and plan the whole turn."""
     try:
+        answer = client_tool_answer(ask.question_text)  # a model using the client's tools
+        if answer is not None:
+            return _plan_answer(ask, answer)
         directive = parse_question(ask.question_text)
     except DirectiveError as exc:
         return _plan_bad_directive(ask, str(exc))
@@ -216,6 +220,13 @@ def _echo(ask: Ask, directive: Directive, *, think: bool = False) -> TurnPlan:
     body = thinking + [_answer(ask, p) for p in answer_pieces(answer)]
     steps = _opening(ask, directive.text) + _paced(body, directive.scenario.delay)
     return _plan(ask, directive, steps + _closing(ask, answer), answer)
+
+
+def _plan_answer(ask: Ask, answer: str) -> TurnPlan:
+    """A plain answer given as it is (simulator/_client_tools.py decides it)."""
+    body: list[Step] = [_answer(ask, p) for p in answer_pieces(answer)]
+    directive = Directive(scenario=Scenario(name="call"), text=answer)
+    return _plan(ask, directive, _opening(ask, answer) + body + _closing(ask, answer), answer)
 
 
 def _plan(
