@@ -40,11 +40,13 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import attrs
 import trio
 import trio_websocket
 
 from ..errors import UpstreamError
 from ..protocol import jsonrpc
+from ..protocol.lingma import logged_in, not_logged_in_reason
 from ..bootstrap import find_binary
 from ..settings import Settings
 from .backoff import restart_delay
@@ -244,14 +246,24 @@ class Instance:
             self.handshake = await self.dialect.handshake(client, str(self.workdir),
                                                           timeout=self.settings.start_timeout)
             if not self.handshake.logged_in:
-                log.warning("%s: the runtime is not logged in (auth/status=%r)", self.name,
-                            self.handshake.auth_status)
+                await self._wait_for_login(client, self.handshake.auth_status)
             self.client = client
             self.life += 1
             self._set_state(InstanceState.READY)
             on_ready()  # type: ignore[operator]
             await self._probe_forever(client)
             nursery.cancel_scope.cancel()
+
+    async def _wait_for_login(self, client: LingmaClient, auth: object) -> None:
+        """UNHEALTHY, with the reason, until ``auth/status`` says logged in (checked each probe)."""
+        while not logged_in(auth):
+            self.last_error = not_logged_in_reason(auth)
+            log.error("%s: %s", self.name, self.last_error)
+            self._set_state(InstanceState.UNHEALTHY)
+            await trio.sleep(self.settings.ping_interval)
+            auth = await client.call("auth/status", timeout=self.settings.ping_timeout)
+        self.last_error = None
+        self.handshake = attrs.evolve(self.handshake, logged_in=True, auth_status=auth)
 
     async def _probe_forever(self, client: LingmaClient) -> None:
         """Ping on an interval; UNHEALTHY after one failure, restart after several in a row."""

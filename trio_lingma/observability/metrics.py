@@ -36,12 +36,16 @@ class _PoolCollector(Collector):
         state = GaugeMetricFamily("trio_lingma_instance_state", "1 for the instance's current state",
                                   labels=["instance", "state"])
         restarts = CounterMetricFamily("trio_lingma_instance_restarts", "Instance restarts", labels=["instance"])
+        logged_in = GaugeMetricFamily("trio_lingma_instance_logged_in",
+                                      "1 when the runtime's auth/status says logged in", labels=["instance"])
         for inst in instances:
             idx = str(inst.index)
             in_flight.add_metric([idx], inst.in_flight)
             state.add_metric([idx, inst.state.value], 1)
             restarts.add_metric([idx], inst.restarts)
-        yield from (in_flight, state, restarts)
+            if inst.logged_in is not None:
+                logged_in.add_metric([idx], 1 if inst.logged_in else 0)
+        yield from (in_flight, state, restarts, logged_in)
         yield GaugeMetricFamily("trio_lingma_queued", "Requests waiting for admission",
                                 value=getattr(snap, "queued", 0))
         yield from self._optional(snap)

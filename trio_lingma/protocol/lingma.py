@@ -90,6 +90,23 @@ def ask_params(
     }
 
 
+AUTH_STATES = {1: "NOT_LOGIN", 2: "LOGIN", 3: "LOGIN_EXPIRED", 4: "ERROR", 5: "NETWORK_ERROR",
+               6: "IP_BANNED_ERROR", 7: "APP_DISABLED_ERROR"}
+
+
+def logged_in(auth: Any) -> bool:
+    """Whether an ``auth/status`` result says LOGIN (§2.2 ``AuthStateEnum``)."""
+    return isinstance(auth, dict) and auth.get("status") == AUTH_LOGGED_IN
+
+
+def not_logged_in_reason(auth: Any) -> str:
+    """The operator-facing reason an instance is unusable, naming what to do."""
+    status = auth.get("status") if isinstance(auth, dict) else None
+    state = AUTH_STATES.get(status, "unknown") if isinstance(status, int) else "unknown"
+    return (f"not logged in (auth/status {status} {state}): log in to Lingma, or mount a "
+            "logged-in data directory as LINGMA_DATA_DIR")
+
+
 def ask_accepted(result: Any) -> tuple[bool, str]:
     """Whether a ``chat/ask`` result accepted the turn (``isSuccess`` or ``success``)."""
     if not isinstance(result, dict):

@@ -40,9 +40,10 @@ def initialize_result() -> dict[str, Any]:
     }
 
 
-def auth_status() -> dict[str, Any]:
+def auth_status(status: int = 2) -> dict[str, Any]:
+    """``AuthStatus``; ``status`` 2 = LOGIN, 1 = NOT_LOGIN, 3 = LOGIN_EXPIRED (§2.2)."""
     return {
-        "status": 2,
+        "status": status,
         "name": "simulator",
         "id": "sim-user",
         "accountId": "sim",

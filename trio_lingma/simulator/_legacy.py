@@ -34,7 +34,7 @@ class LegacyDialect:
         self._sim = sim
         self._methods: dict[str, _Handler] = {
             "initialize": _constant(initialize_result),
-            "auth/status": _constant(auth_status),
+            "auth/status": _constant(lambda: auth_status(self._sim.auth_status)),
             "config/queryModels": _constant(model_catalogue),
             "ping": _constant(lambda: {"success": True}),
             "shutdown": self._shutdown,

@@ -43,8 +43,10 @@ class Simulator:
         timeouts: Timeouts,
         exit_scope: trio.CancelScope,
         exit_on_crash: bool,
+        auth_status: int = 2,
     ) -> None:
         self.log = log
+        self.auth_status = auth_status
         self.timeouts = timeouts
         self.state = SimulatorState()
         self._exit_scope = exit_scope

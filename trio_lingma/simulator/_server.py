@@ -57,6 +57,8 @@ class SimulatorConfig:
     tool_timeout: float = 5.0
     #: ``[sim crash]`` calls os._exit(1) when True (the CLI); in-process it drops the connection.
     exit_on_crash: bool = False
+    #: What ``auth/status`` reports: 2 logged in, 1 not logged in, 3 login expired.
+    auth_status: int = 2
 
 
 @attrs.frozen
@@ -87,6 +89,7 @@ async def serve_simulator(
                 timeouts=Timeouts(ack=config.ack_timeout, tool=config.tool_timeout),
                 exit_scope=nursery.cancel_scope,
                 exit_on_crash=config.exit_on_crash,
+                auth_status=config.auth_status,
             )
             ports = await _start_listeners(nursery, config, sim)
             _write_info(config.work_dir, ports.websocket)

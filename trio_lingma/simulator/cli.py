@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--toolTimeout", type=float, default=5.0, help="seconds a tool waits for the client"
     )
+    start.add_argument(
+        "--authStatus", type=int, default=2, help="auth/status value: 2 logged in, 1 not logged in"
+    )
     status = commands.add_parser("status", help="print the login status as JSON")
     status.add_argument("-o", dest="output", default="json")
     status.add_argument("--workDir")
@@ -60,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dialect=args.dialect,
         ack_timeout=args.ackTimeout,
         tool_timeout=args.toolTimeout,
+        auth_status=args.authStatus,
         exit_on_crash=True,
     )
     trio.run(_run, config)
