@@ -335,7 +335,8 @@ def claude_code_request(n_tools: int = 30, n_turns: int = 40) -> dict[str, Any]:
 
 
 def test_claude_code_shaped_request(gw: RunningGateway) -> None:
-    request_ = claude_code_request()
+    # tool_choice none: the simulator echoes (offered tools make it call one: test_e2e_client_tools.py)
+    request_ = {**claude_code_request(), "tool_choice": {"type": "none"}}
     assert 100_000 < len(json.dumps(request_)) < MAX_BODY
     headers = {"Authorization": f"Bearer {API_KEY}", "anthropic-version": "2023-06-01",
                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,"

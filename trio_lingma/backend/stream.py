@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..errors import GatewayError, UpstreamClosed, UpstreamError, event_from_error
-from ..protocol.conversation import ChatRequest, flatten, render_new_turn, split_new_turn
+from ..protocol.client_tools import ClientToolTurn, fresh_question, offers_tools, reply_question
+from ..protocol.conversation import ChatRequest
 from ..protocol.events import (
     ErrorKind,
     Event,
@@ -83,13 +84,22 @@ class Attempt:
 
     async def open(self, request: ChatRequest, model_key: str, *, mode: str, timeout: float) -> None:
         """Send ``chat/ask``: only the new turn into a reused session, else the whole conversation."""
+        question = reply_question(request) if self.entry else fresh_question(request)
+        await self._ask(question, model_key, is_reply=self.entry is not None, mode=mode, timeout=timeout)
+
+    async def reask(self, question: str, model_key: str, *, mode: str, timeout: float) -> None:
+        """Leave the finished turn and ask again in the same upstream session (``isReply``)."""
+        await self.close_turn()
+        self._stack = AsyncExitStack()
+        await self._ask(question, model_key, is_reply=True, mode=mode, timeout=timeout)
+
+    async def _ask(self, question: str, model_key: str, *, is_reply: bool, mode: str, timeout: float) -> None:
         client = self.instance.client
         if client is None or client.closed:
             raise UpstreamClosed(f"{self.instance.name} went away before the question was sent")
-        question = render_new_turn(split_new_turn(request.messages)[1]) if self.entry else flatten(request)
         turn = self.instance.dialect.open_turn(
             client, request_id=uuid.uuid4().hex, session_id=self.session_id, question=question,
-            model_key=model_key, is_reply=self.entry is not None, mode=mode, timeout=timeout)
+            model_key=model_key, is_reply=is_reply, mode=mode, timeout=timeout)
         self.turn = await self._stack.enter_async_context(turn)
         # ACP runtimes assign the session id (session/new): cache and delete under theirs.
         self.session_id = self.turn.session_id or self.session_id
@@ -113,6 +123,8 @@ class EventStream:
         self._shaper = OutputShaper(input_tokens=count_input_tokens(request),
                                     max_tokens=request.max_tokens, stop=request.stop)
         self._tools = ToolPresenter(ToolBridge(settings.tool_bridge))  # TOOL_BRIDGE
+        # the client's own tools, parsed out of the answer text (buffered calls when not streaming)
+        self._client_tools = ClientToolTurn(request, incremental=request.stream) if offers_tools(request) else None
         now = trio.current_time()
         self._total_deadline = now + settings.request_timeout
         self._next_deadline = now + settings.first_token_timeout
@@ -201,8 +213,22 @@ class EventStream:
             self._first = False
             self._next_deadline = trio.current_time() + self._idle
             out = self._shape(batch)
+            reask = self._client_tools.take_reask() if self._client_tools is not None else None
+            if reask is not None:
+                out += await self._reask(reask)
             if out:
                 return out
+        return []
+
+    async def _reask(self, question: str) -> list[Event]:
+        """Client tools: ask once more in the same session after an unusable tool call."""
+        assert self._attempt is not None
+        timeout = self._gw.settings.first_token_timeout
+        self._next_deadline = trio.current_time() + timeout
+        try:
+            await self._attempt.reask(question, self._model.key, mode=self._mode, timeout=timeout)
+        except GatewayError as exc:
+            return self._end([event_from_error(exc)])
         return []
 
     async def _next_batch(self, heartbeat: float) -> list[Event] | None:
@@ -233,7 +259,10 @@ class EventStream:
         return []
 
     def _shape(self, batch: list[Event]) -> list[Event]:
-        out = [shaped for event in self._tools.feed(batch) for shaped in self._shaper.feed(event)]
+        events = self._tools.feed(batch)
+        if self._client_tools is not None:
+            events = self._client_tools.feed(events)
+        out = [shaped for event in events for shaped in self._shaper.feed(event)]
         for event in out:
             match event:
                 case TextDelta(text=text):
