@@ -42,7 +42,6 @@ from pathlib import Path
 
 import attrs
 import trio
-import trio_websocket
 
 from ..errors import UpstreamError
 from ..protocol import jsonrpc
@@ -54,7 +53,8 @@ from .client import LingmaClient
 from .dialects import Dialect, make_dialect
 from .legacy import Handshake
 from .pool import InstanceSnapshot, InstanceState, after_probe
-from .transport import Transport, WebSocketTransport
+from .attach import open_websocket_transport
+from .transport import Transport, TransportClosed
 
 __all__ = ["Connector", "Instance", "InstanceSnapshot", "InstanceState", "binary_argv"]
 
@@ -231,13 +231,13 @@ class Instance:
             process.kill()
 
     async def _connected_life(self, port: int, on_ready: object) -> None:
-        url = f"ws://127.0.0.1:{port}/"
-        async with trio_websocket.open_websocket_url(url, message_queue_size=1024,
-                                                     max_message_size=64 * 1024 * 1024) as ws:
+        # open_websocket_transport owns the TCP stream: trio-websocket 0.12's client leaves the
+        # socket open when the server closes first (a crashed runtime), so we close it ourselves.
+        async with open_websocket_transport(f"ws://127.0.0.1:{port}/") as transport:
             try:
-                await self._serve_connection(WebSocketTransport(ws), on_ready)
+                await self._serve_connection(transport, on_ready)
             finally:
-                await self._send_polite_exit(ws)
+                await self._send_polite_exit(transport)
 
     async def _serve_connection(self, transport: Transport, on_ready: object) -> None:
         client = LingmaClient(transport, name=self.name)
@@ -284,15 +284,15 @@ class Instance:
             if verdict.restart:
                 raise InstanceDied(f"{failures} health probes failed in a row")
 
-    async def _send_polite_exit(self, ws: trio_websocket.WebSocketConnection) -> None:
+    async def _send_polite_exit(self, transport: Transport) -> None:
         """Ask the runtime to exit (LSP ``shutdown`` + ``exit``), shielded and bounded."""
         peer = jsonrpc.Peer(first_id=1_000_000)
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             try:
-                await ws.send_message(peer.send_request("shutdown")[1])
-                await ws.send_message(peer.send_notification("exit"))
+                await transport.send(peer.send_request("shutdown")[1])
+                await transport.send(peer.send_notification("exit"))
                 self._polite_exit_sent = True
-            except trio_websocket.ConnectionClosed:
+            except TransportClosed:
                 pass
 
 
