@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .anthropic_grammar import check_stream
-from .e2e_support import API_KEY, VARIANTS, RunningGateway, run_gateway, run_variant
+from .e2e_support import API_KEY, VARIANTS, RunningGateway, run_variant
 
 MAX_BODY = 1024 * 1024
 ANTHROPIC_HEADERS = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}

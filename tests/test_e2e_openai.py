@@ -142,6 +142,9 @@ def test_errors_in_openai_shape(gw: RunningGateway, body, headers, status, code)
 def test_bad_json_and_oversize_body(gw: RunningGateway) -> None:
     response = httpx.post(f"{gw.base_url}/chat/completions", content=b"{nope", headers=gw.headers(), timeout=10)
     assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
+    lone_surrogate = b'{"model":"qwen3-coder","messages":[{"role":"user","content":"\\ud800"}]}'
+    response = httpx.post(f"{gw.base_url}/chat/completions", content=lone_surrogate, headers=gw.headers(), timeout=10)
+    assert response.status_code == 400 and "surrogate" in response.json()["error"]["message"]
     huge = {"model": "qwen3-coder", "messages": [{"role": "user", "content": "x" * (2 * 1024 * 1024)}]}
     response = httpx.post(f"{gw.base_url}/chat/completions", json=huge, headers=gw.headers(), timeout=10)
     assert response.status_code == 413

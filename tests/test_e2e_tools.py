@@ -17,7 +17,6 @@ import httpx
 import openai
 import pytest
 
-from tests import anthropic_grammar
 from tests.anthropic_grammar import check_stream
 
 from .e2e_support import API_KEY, RunningGateway, run_gateway

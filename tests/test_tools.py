@@ -4,7 +4,6 @@ presentation modes; the wire encoders' rendering of Lingma-executed calls."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -14,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from tests import anthropic_grammar
 from tests.anthropic_grammar import check_stream
 from trio_lingma.backend.client import LingmaClient
 from trio_lingma.backend.transport import memory_transport_pair

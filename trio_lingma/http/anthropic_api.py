@@ -23,7 +23,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 
 from ..errors import GatewayError, InternalError, event_from_error
 from ..observability.logs import current_request_id

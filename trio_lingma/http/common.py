@@ -73,9 +73,20 @@ async def read_json() -> Any:
     if len(raw) > limit:
         raise RequestTooLarge(f"Request body exceeds the limit of {limit} bytes.")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+    if b"\\ud" in raw.lower():  # a \uD8xx escape: maybe a lone surrogate, which is no UTF-8
+        _reject_lone_surrogates(body)
+    return body
+
+
+def _reject_lone_surrogates(body: Any) -> None:
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("The request body contains an unpaired UTF-16 surrogate escape "
+                             "(e.g. \\ud800); text must be valid Unicode.") from None
 
 
 def open_turn(chat: ChatRequest) -> AbstractAsyncContextManager[EventStream]:
