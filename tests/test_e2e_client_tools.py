@@ -84,6 +84,23 @@ def test_openai_two_turn_tool_loop(oai: openai.OpenAI) -> None:
     assert not second.choices[0].message.tool_calls
 
 
+
+def test_tool_results_go_into_the_session_that_made_the_call(gw: RunningGateway, oai: openai.OpenAI) -> None:
+    messages: Any = [{"role": "user", "content": "weather in Oslo, session reuse?"}]
+    first = oai.chat.completions.create(model="qwen3-coder", messages=messages, tools=OAI_TOOLS)
+    (call,) = first.choices[0].message.tool_calls or []
+    # the client re-serialises the arguments its own way: the session is still found
+    assistant = _assistant(first.choices[0].message)
+    assistant["tool_calls"][0]["function"]["arguments"] = json.dumps(json.loads(call.function.arguments), indent=2)
+    messages += [assistant, {"role": "tool", "tool_call_id": call.id, "content": "snow, -3 C"}]
+    second = oai.chat.completions.create(model="qwen3-coder", messages=messages, tools=OAI_TOOLS)
+    assert second.choices[0].message.content == "The tool returned: snow, -3 C"
+    asks = [a for a in all_asks(gw) if "Oslo" in a["questionText"] or "snow, -3 C" in a["questionText"]]
+    one, two = asks
+    assert (one["isReply"], two["isReply"]) == (False, True) and one["sessionId"] == two["sessionId"]
+    assert "weather in Oslo" not in two["questionText"]  # only the new turn: the tool result
+
+
 def test_openai_stream_tool_loop_and_parallel_calls(oai: openai.OpenAI) -> None:
     messages: Any = [{"role": "user", "content": "[sim call tool=get_weather,get_time] Paris"}]
     text, calls, reasons = "", {}, []

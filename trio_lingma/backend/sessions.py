@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from ..protocol.conversation import ChatRequest, Message, split_new_turn, tools_json
+from ..protocol.conversation import ChatRequest, Message, ToolCall, split_new_turn, tools_json
 
 __all__ = ["CacheStats", "SessionCache", "SessionEntry", "answer_key", "prefix_key"]
 
@@ -61,14 +61,22 @@ class CacheStats:
 
 def _message_json(msg: Message) -> list[Any]:
     images = [[i.media_type, i.url, i.data] for i in msg.images]
-    calls = [[c.id, c.name, c.arguments] for c in msg.tool_calls]
+    calls = [[c.id, c.name, _arguments(c.arguments)] for c in msg.tool_calls]
     return [msg.role, msg.text.strip(), images, calls, msg.tool_call_id, msg.is_error]
+
+
+def _arguments(arguments: str) -> Any:
+    """Tool-call arguments as a value: clients re-serialise the JSON we sent them freely."""
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
 
 
 def _digest(model_key: str, request: ChatRequest, messages: Iterable[Message]) -> str:
     doc = [model_key, request.system.strip(), tools_json(request.tools),
            [_message_json(m) for m in messages]]
-    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -78,9 +86,11 @@ def prefix_key(model_key: str, request: ChatRequest) -> str | None:
     return _digest(model_key, request, history) if history else None
 
 
-def answer_key(model_key: str, request: ChatRequest, answer: str) -> str:
-    """The key of the conversation after ``answer``: what the client's next request sends."""
-    after = (*request.messages, Message(role="assistant", text=answer))
+def answer_key(model_key: str, request: ChatRequest, answer: str,
+               calls: tuple[ToolCall, ...] = ()) -> str:
+    """The key of the conversation after ``answer`` (and the client-tool ``calls`` it made):
+    what the client's next request sends as history."""
+    after = (*request.messages, Message(role="assistant", text=answer, tool_calls=calls))
     return _digest(model_key, request, after)
 
 

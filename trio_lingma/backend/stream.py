@@ -34,7 +34,7 @@ import trio
 
 from ..errors import GatewayError, UpstreamClosed, UpstreamError, event_from_error
 from ..protocol.client_tools import ClientToolTurn, fresh_question, offers_tools, reply_question
-from ..protocol.conversation import ChatRequest
+from ..protocol.conversation import ChatRequest, ToolCall
 from ..protocol.events import (
     ErrorKind,
     Event,
@@ -43,6 +43,8 @@ from ..protocol.events import (
     StreamError,
     TextDelta,
     ThinkingDelta,
+    ToolCallArgsDelta,
+    ToolCallStart,
     Usage,
 )
 from ..protocol.shaping import OutputShaper
@@ -134,6 +136,7 @@ class EventStream:
         self._retries = 1
         self._first = True
         self._answer: list[str] = []
+        self._calls: dict[str, list[str]] = {}  # client-tool calls the client got: id → [name, args]
         self._reusable = True
         self._finish: Finish | None = None
         self.ended = False
@@ -188,8 +191,9 @@ class EventStream:
         if attempt is None:
             return
         key = None
-        if ok and self._reusable and self._finish is not None and self._finish.reason is FinishReason.STOP:
-            key = answer_key(self._session_scope, self._request, "".join(self._answer))
+        if ok and self._reusable and self._finish is not None and self._finish.reason in _REUSABLE_ENDS:
+            calls = tuple(ToolCall(id=i, name=n, arguments=a or "{}") for i, (n, a) in self._calls.items())
+            key = answer_key(self._session_scope, self._request, "".join(self._answer), calls)
         await self._gw.release(attempt, store_as=key)
 
     async def receive(self, *, heartbeat: float = math.inf) -> list[Event]:
@@ -273,7 +277,11 @@ class EventStream:
                     self.usage = event
                 case ThinkingDelta():
                     pass
-                case _:  # tool calls or an error: the upstream history is not what the client saw
+                case ToolCallStart(executed=False, id=call_id, name=name):
+                    self._calls[call_id] = [name, ""]  # the client runs it: part of the history
+                case ToolCallArgsDelta(id=call_id, json=piece) if call_id in self._calls:
+                    self._calls[call_id][1] += piece
+                case _:  # Lingma's own tools or an error: the upstream history is not what the client saw
                     self._reusable = False
         if self._shaper.done:
             self.ended = True
@@ -298,6 +306,11 @@ class EventStream:
         while not self.ended:
             events += await self.receive()
         return events
+
+
+#: A turn that ended so is what the client will send back as history (a stop string or a
+#: max_tokens cut leaves upstream text the client never saw).
+_REUSABLE_ENDS = frozenset({FinishReason.STOP, FinishReason.TOOL_USE})
 
 
 def _retryable(batch: list[Event]) -> bool:

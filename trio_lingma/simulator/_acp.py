@@ -211,6 +211,7 @@ class AcpDialect(LegacyDialect):
             mode=str(meta.get("ai-coding/mode") or ""),
             reasoning_model=is_reasoning_model(model),
             now_ms=int(time.time() * 1000),
+            context=self._sim.state.first_question(session_id),
         )
 
     def _record(self, ask: Ask, plan: TurnPlan) -> None:

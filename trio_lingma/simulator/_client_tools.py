@@ -32,16 +32,23 @@ _REASK_TOOLS = re.compile(r"^The tools are: `([^`]+)`", re.M)
 _BAD = {"1": "syntax", "syntax": "syntax", "schema": "schema"}
 
 
-def client_tool_answer(question: str) -> str | None:
-    """The answer text when the question uses client tools; None lets other scenarios play."""
+def client_tool_answer(question: str, *, context: str = "") -> str | None:
+    """The answer text when the question uses client tools; None lets other scenarios play.
+
+    ``context`` is the session's first question: a reply into a reused session carries only
+    the new turn (e.g. the tool results), and the tools are known from the session's start.
+    """
     if question.startswith(REASK_HEADING):
         return _reasked(question)
-    if not question.startswith(TOOLS_HEADING):
+    if question.startswith(TOOLS_HEADING):
+        tools, request = _split(question)
+    elif context.startswith(TOOLS_HEADING):
+        tools, request = _split(context)[0], question
+    else:
         return None
     params = _call_directive(question)
     if params is None:
         return None
-    tools, request = _split(question)
     results = _TOOL_RESULT.findall(request)
     if results:
         return "The tool returned: " + "; ".join(text.strip() for _, text in results)

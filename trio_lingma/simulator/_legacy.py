@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from ..protocol.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Notification, Request
 from ._catalogue import auth_status, initialize_result, is_reasoning_model, model_catalogue
 from ._connection import Connection
@@ -76,6 +78,8 @@ class LegacyDialect:
 
     def _chat_ask(self, conn: Connection, params: dict[str, Any]) -> Reply:
         ask = _ask_from(params)
+        if ask.is_reply:
+            ask = attrs.evolve(ask, context=self._sim.state.first_question(ask.session_id))
         plan = plan_turn(ask)
         state = self._sim.state
         state.record_ask(_ask_record(ask))

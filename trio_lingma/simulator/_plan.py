@@ -59,6 +59,8 @@ class Ask:
     reasoning_model: bool = False
     project_path: str = "/project"
     now_ms: int = 0
+    #: The session's first question (a reply's context: the model "remembers" its session).
+    context: str = ""
 
 
 @attrs.frozen
@@ -128,7 +130,7 @@ def answer_pieces(text: str, size: int = CHUNK_SIZE) -> list[str]:
 def plan_turn(ask: Ask) -> TurnPlan:
     """Parse the directive in ``ask.question_text`` and plan the whole turn."""
     try:
-        answer = client_tool_answer(ask.question_text)  # a model using the client's tools
+        answer = client_tool_answer(ask.question_text, context=ask.context)  # using the client's tools
         if answer is not None:
             return _plan_answer(ask, answer)
         directive = parse_question(ask.question_text)

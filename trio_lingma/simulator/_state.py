@@ -82,6 +82,11 @@ class SimulatorState:
         session.records.append(record)
         return len(session.records)
 
+    def first_question(self, session_id: str) -> str:
+        """The question that opened a session ("" when unknown): what a reply builds on."""
+        session = self._sessions.get(session_id)
+        return session.records[0].question if session and session.records else ""
+
     def delete_session(self, session_id: str) -> bool:
         self._deleted.append(session_id)
         return self._sessions.pop(session_id, None) is not None
