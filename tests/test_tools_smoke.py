@@ -1,0 +1,42 @@
+"""CI-sized runs of tools/bench.py and tools/chaos.py: they run, print their figures and their
+leak checks hold. Timings are never asserted here (the tools print them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+
+
+def run_tool(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_bench_quick(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = run_tool([str(TOOLS / "bench.py"), "--quick", "--json", str(out),
+                     "--workdir", str(tmp_path / "work")], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert result["leaks_ok"], result["leaks"]
+    kinds = [row["kind"] for row in result["latency"]]
+    assert kinds == ["baseline", "openai", "openai-stream", "anthropic", "anthropic-stream"]
+    assert all(row["errors"] == 0 and row["ok"] > 0 for row in result["latency"])
+    assert result["memory"]["opened"] == result["memory"]["streams"]
+    assert "added TTFT" in done.stdout and "leak checks: ok" in done.stdout
+
+
+def test_chaos_small(tmp_path: Path) -> None:
+    out = tmp_path / "chaos.json"
+    done = run_tool([str(TOOLS / "chaos.py"), "--requests", "150", "--concurrency", "12",
+                     "--kill-interval", "1", "--json", str(out),
+                     "--workdir", str(tmp_path / "work")], timeout=120)
+    summary = json.loads(out.read_text())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary["ok"] and summary["requests"] == 150
+    assert {c["check"] for c in summary["checks"] if c["ok"]} >= {
+        "in flight 0", "queue 0", "all tickets free", "no orphan simulator processes"}
