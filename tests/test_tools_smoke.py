@@ -23,9 +23,10 @@ def test_bench_quick(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(out.read_text())
     assert result["leaks_ok"], result["leaks"]
-    kinds = [row["kind"] for row in result["latency"]]
+    rows = result["latency"]["8"]
+    kinds = [row["kind"] for row in rows]
     assert kinds == ["baseline", "openai", "openai-stream", "anthropic", "anthropic-stream"]
-    assert all(row["errors"] == 0 and row["ok"] > 0 for row in result["latency"])
+    assert all(row["errors"] == 0 and row["ok"] > 0 for row in rows)
     assert result["memory"]["opened"] == result["memory"]["streams"]
     assert "added TTFT" in done.stdout and "leak checks: ok" in done.stdout
 

@@ -73,6 +73,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def gateway_env(workdir: Path, port: int, settings: dict[str, str]) -> dict[str, str]:
     env = {**os.environ, "HOST": HOST, "PORT": str(port), "API_KEYS": API_KEY,
            "ADMIN_KEY": ADMIN_KEY, "LINGMA_WORK_ROOT": str(workdir / "instances"),

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import (API_KEY, HOST, Gateway, parallel_workers, percentile, rss_kib,
+from _harness import (API_KEY, HOST, Gateway, cpu_seconds, parallel_workers, percentile, rss_kib,
                       run_gateway, simulator_pids, summary_ms, worker)
 
 MODEL = "qwen3-coder"
@@ -64,13 +64,17 @@ def request_for(kind: str, prompt: str) -> tuple[str, dict[str, str], str]:
 
 
 def http_load(port: int, kind: str, prompt: str, *, concurrency: int, requests: int,
-              duration: float, procs: int = 1, timeout: float = 30) -> dict[str, Any]:
-    """Closed-loop load from ``procs`` generator processes; merged samples and rates."""
+              duration: float, procs: int = 1, timeout: float = 30,
+              pid: int | None = None) -> dict[str, Any]:
+    """Closed-loop load from ``procs`` generator processes; merged samples and rates (and the
+    CPU time process ``pid`` spent per successful request)."""
     path, headers, body = request_for(kind, prompt)
     specs = [dict(host=HOST, port=port, path=path, headers=headers, bodies=[body],
                   concurrency=max(1, concurrency // procs), requests=max(1, requests // procs),
                   duration=duration, timeout=timeout) for _ in range(procs)]
+    cpu = cpu_seconds(pid) if pid else 0.0
     results = parallel_workers("_loadgen.py", "run", specs, timeout=duration + timeout + 60)
+    cpu = cpu_seconds(pid) - cpu if pid else 0.0
     samples = [s for r in results for s in r["samples"]]
     elapsed = max(r["elapsed"] for r in results)
     ok = [s for s in samples if s[0] == 200 and s[4]]
@@ -79,6 +83,7 @@ def http_load(port: int, kind: str, prompt: str, *, concurrency: int, requests: 
         "errors": len(samples) - len(ok), "elapsed_s": round(elapsed, 3),
         "req_per_s": round(len(ok) / elapsed, 1) if elapsed else 0.0,
         "events_per_s": round(sum(s[3] for s in ok) / elapsed, 1) if elapsed else 0.0,
+        "gateway_cpu_ms_per_req": round(cpu * 1000 / len(ok), 3) if pid and ok else None,
         "ttft": [s[1] for s in ok if s[1] is not None], "total": [s[2] for s in ok],
     }
 
@@ -161,8 +166,9 @@ def ceiling(args: argparse.Namespace) -> dict[str, Any]:
     return finish(row, None) | {"kind": "trivial-server"}
 
 
-def latency_table(gw: Gateway, ports: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
-    c, n, d = args.concurrency, args.requests, args.duration
+def latency_table(gw: Gateway, ports: list[int], args: argparse.Namespace,
+                  c: int) -> list[dict[str, Any]]:
+    n, d = args.requests, args.duration
     ws_load(ports, PROMPT, concurrency=c, requests=min(n, 300), duration=1)  # warm-up
     base = keep_raw(ws_load(ports, PROMPT, concurrency=c, requests=n, duration=d))
     rows = []
@@ -170,7 +176,7 @@ def latency_table(gw: Gateway, ports: list[int], args: argparse.Namespace) -> li
         http_load(gw.port, kind, PROMPT, concurrency=c, requests=min(n, 300), duration=1,
                   procs=args.procs)
         rows.append(finish(http_load(gw.port, kind, PROMPT, concurrency=c, requests=n,
-                                     duration=d, procs=args.procs), base))
+                                     duration=d, procs=args.procs, pid=gw.pid), base))
     base.pop("ttft_raw"), base.pop("total_raw")
     return [finish(base, None), *rows]
 
@@ -183,21 +189,24 @@ def relay(gw: Gateway, ports: list[int], args: argparse.Namespace) -> list[dict[
     rows = [finish(base, None)]
     for kind in ("openai-stream", "anthropic-stream"):
         rows.append(finish(http_load(gw.port, kind, prompt, concurrency=c, requests=n,
-                                     duration=args.duration, procs=args.procs), None))
+                                     duration=args.duration, procs=args.procs, pid=gw.pid),
+                           None))
     return rows
 
 
 def scaling(gw: Gateway, ports: list[int], instances: int,
             args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
+    http_load(gw.port, "openai", PROMPT, concurrency=4, requests=100, duration=1)  # warm-up
     for c in args.scale_concurrency:
         n, d = args.requests, args.scale_duration
         base = ws_load(ports, PROMPT, concurrency=c, requests=n, duration=d)
         row = finish(http_load(gw.port, "openai", PROMPT, concurrency=c, requests=n, duration=d,
-                               procs=args.procs), None)
+                               procs=args.procs, pid=gw.pid), None)
         rows.append({"instances": instances, "concurrency": c, "gateway_req_per_s": row["req_per_s"],
                      "baseline_req_per_s": base["req_per_s"], "gateway_total_ms": row["total_ms"],
-                     "baseline_total_ms": summary_ms(base["total"]), "errors": row["errors"]})
+                     "baseline_total_ms": summary_ms(base["total"]), "errors": row["errors"],
+                     "gateway_cpu_ms_per_req": row["gateway_cpu_ms_per_req"]})
     return rows
 
 
@@ -240,12 +249,14 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["scaling"] = []
     for n in sorted(set(args.scale_instances) | {args.instances}):
         root = workdir / f"instances-{n}"
-        with run_gateway(root, _settings(n, max([*args.scale_concurrency, args.concurrency]))) as gw:
+        widest = max([*args.scale_concurrency, *args.latency_concurrency, args.concurrency])
+        with run_gateway(root, _settings(n, widest)) as gw:
             ports = [i["ws_port"] for i in gw.readyz()["instances"]]
             if n in args.scale_instances:
                 out["scaling"] += scaling(gw, ports, n, args)
             if n == args.instances:
-                out["latency"] = latency_table(gw, ports, args)
+                out["latency"] = {c: latency_table(gw, ports, args, c)
+                                  for c in args.latency_concurrency}
                 out["relay"] = relay(gw, ports, args)
                 out["rss_idle_mib"] = round(gw.rss_kib() / 1024, 1)
             out["leaks"].append({"instances": n, **quiet(gw)})
@@ -282,21 +293,24 @@ def table(result: dict[str, Any]) -> str:
     lines = [f"machine: {m['nproc']} CPU, {m['cpu']}, Python {m['python']}",
              f"load generator ceiling (trivial server, c={a['concurrency']}): "
              f"{result['ceiling']['req_per_s']:.0f} req/s", ""]
-    if "latency" in result:
-        lines += [f"latency at concurrency {a['concurrency']}, {a['instances']} instances "
-                  "(ms, p50/p90/p99)",
-                  f"{'kind':18} {'req/s':>8} {'TTFT':>22} {'total':>22} {'added TTFT':>20} "
-                  f"{'added total':>20}"]
-        for r in result["latency"]:
-            lines.append(f"{r['kind']:18} {r['req_per_s']:8.0f} {_p(r['ttft_ms']):>22} "
-                         f"{_p(r['total_ms']):>22} {_p(r.get('added_ttft_ms')):>20} "
-                         f"{_p(r.get('added_total_ms')):>20}")
+    for c, rows in result.get("latency", {}).items():
+        lines += [f"latency at concurrency {c}, {a['instances']} instances (ms, p50/p90/p99; "
+                  "cpu = gateway CPU ms per request)",
+                  f"{'kind':17} {'req/s':>6} {'cpu':>5} {'TTFT':>20} {'total':>20} "
+                  f"{'added TTFT':>18} {'added total':>18}"]
+        for r in rows:
+            cpu = r.get("gateway_cpu_ms_per_req")
+            lines.append(f"{r['kind']:17} {r['req_per_s']:6.0f} {'-' if cpu is None else cpu:>5} "
+                         f"{_p(r['ttft_ms']):>20} {_p(r['total_ms']):>20} "
+                         f"{_p(r.get('added_ttft_ms')):>18} {_p(r.get('added_total_ms')):>18}")
         lines.append("")
     if "relay" in result:
         lines.append(f"relay ([sim long chunks={a['chunks']}], c={a['relay_concurrency']})")
         for r in result["relay"]:
             unit = "answer pushes/s" if r["kind"] == "baseline" else "SSE events/s"
-            lines.append(f"  {r['kind']:18} {r['events_per_s']:10.0f} {unit}")
+            cpu = r.get("gateway_cpu_ms_per_req")
+            per_event = "" if not cpu else f"  ({cpu * 1000 / (r['events_per_s'] / r['req_per_s']):.0f} µs gateway CPU per event)"
+            lines.append(f"  {r['kind']:18} {r['events_per_s']:10.0f} {unit}{per_event}")
         lines.append("")
     if result["scaling"]:
         lines += ["scaling: OpenAI non-stream (req/s gateway | baseline; total p50/p99 ms)"]
@@ -304,7 +318,8 @@ def table(result: dict[str, Any]) -> str:
             t, b = r["gateway_total_ms"], r["baseline_total_ms"]
             lines.append(f"  instances={r['instances']} c={r['concurrency']:<4} "
                          f"{r['gateway_req_per_s']:8.0f} | {r['baseline_req_per_s']:8.0f}   "
-                         f"{_p2(t)} | {_p2(b)}   errors={r['errors']}")
+                         f"{_p2(t)} | {_p2(b)}   cpu={r['gateway_cpu_ms_per_req']} ms/req "
+                         f"errors={r['errors']}")
         lines.append("")
     if "memory" in result:
         mem = result["memory"]
@@ -322,7 +337,9 @@ def _p2(d: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--instances", type=int, default=4)
-    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--concurrency", type=int, default=64, help="ceiling measurement")
+    p.add_argument("--latency-concurrency", type=lambda s: [int(x) for x in s.split(",") if x],
+                   default=[1, 64], help="latency tables at these concurrencies")
     p.add_argument("--requests", type=int, default=20000, help="upper bound per measurement")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (bound)")
     p.add_argument("--procs", type=int, default=1, help="load generator processes")
@@ -341,6 +358,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.instances, args.concurrency, args.requests, args.duration = 2, 8, 200, 1.0
+        args.latency_concurrency = [8]
         args.chunks, args.relay_concurrency, args.idle_streams = 200, 2, 50
         args.scale_instances, args.scale_concurrency, args.scale_duration = [2], [1, 8], 0.5
         args.hold_timeout = 30
