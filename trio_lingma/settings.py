@@ -73,6 +73,7 @@ class Settings:
     request_timeout: float = _f(1800.0, "REQUEST_TIMEOUT", "max seconds for a whole request")
     drain_timeout: float = _f(30.0, "DRAIN_TIMEOUT", "seconds open requests get to finish on shutdown")
     max_body_bytes: int = _f(32 * 1024 * 1024, "MAX_BODY_BYTES", "largest accepted request body")
+    body_timeout: float = _f(60.0, "BODY_TIMEOUT", "seconds a client may take to send its body")
     sse_ping_interval: float = _f(15.0, "SSE_PING_INTERVAL", "seconds of upstream silence before a keep-alive")
     log_level: str = _f("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _f("plain", "LOG_FORMAT", "plain or json")
@@ -121,7 +122,7 @@ class Settings:
         _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "LOG_LEVEL",
                  "DEBUG, INFO, WARNING or ERROR")
         for name in ("start_timeout", "ping_interval", "ping_timeout", "first_token_timeout",
-                     "idle_timeout", "request_timeout", "drain_timeout", "sse_ping_interval", "restart_initial",
+                     "idle_timeout", "request_timeout", "drain_timeout", "body_timeout", "sse_ping_interval", "restart_initial",
                      "queue_timeout", "session_ttl"):
             env = attrs.fields_dict(type(self))[name].metadata["env"]
             _require(getattr(self, name) > 0, env, "a number of seconds > 0")

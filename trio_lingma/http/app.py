@@ -23,6 +23,7 @@ from ..observability.logs import current_request_id, new_request_id, set_request
 from ..observability.metrics import Metrics
 from ..observability.tasks import log_tree_on_signal
 from ..observability.usage import UsageLedger
+from ..protocol.tokens import count_text
 from . import admin, anthropic_api, health, openai_api
 
 __all__ = ["create_app"]
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     # deadlines bound every request instead (REQUEST_TIMEOUT).
     app.config.update(
         RESPONSE_TIMEOUT=None,
-        BODY_TIMEOUT=120,
+        BODY_TIMEOUT=settings.body_timeout,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.before_serving
     async def _start() -> None:
+        count_text("warm-up")  # load the tokenizer now (~0.2 s), not in the first request
         app.nursery.start_soon(log_tree_on_signal, name="SIGUSR1 task-tree dump")
         await app.nursery.start(gateway.serve, name="gateway")
         if not await gateway.wait_ready(settings.start_timeout):
@@ -84,6 +86,17 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         started = getattr(request, "started_at", None)
         if started is not None:  # for streams: time to headers; the body is timed by the core
             metrics.latency.labels(protocol, rule).observe(time.perf_counter() - started)
+        return response
+
+    @app.after_request
+    async def _close_after_early_errors(response: Response) -> Response:
+        # An error can go out before the request body arrived (auth, size checks); hypercorn
+        # 0.18 then wedges the keep-alive connection (the next request is never answered).
+        # Closing the connection after any error to a request with a body is cheap and safe.
+        has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get(
+            "transfer-encoding", "").lower()
+        if response.status_code >= 400 and has_body:
+            response.headers["Connection"] = "close"
         return response
 
     @app.after_request
