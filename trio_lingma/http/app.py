@@ -51,8 +51,8 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         RESPONSE_TIMEOUT=None,
         BODY_TIMEOUT=settings.body_timeout,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # keep each API's own field order (id, object, ... as documented)
     gateway = Gateway(settings)
     app.extensions["trio_lingma.gateway"] = gateway
     app.extensions["trio_lingma.settings"] = settings
