@@ -96,3 +96,30 @@ def test_json_logs_carry_the_request_id_and_no_secrets(tmp_path: Path) -> None:
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert records and all({"time", "level", "logger", "request_id", "message"} <= set(r) for r in records)
     assert "secret prompt" not in log and "sk-test-key" not in log
+
+
+def test_metrics_during_a_stream_show_it_in_flight(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    with run_gateway(tmp_path) as gw:
+        body = {"model": "qwen3-coder", "stream": True,
+                "messages": [{"role": "user", "content": "[sim slow delay=0.2] " + "m" * 40}]}
+        started = threading.Event()
+
+        def stream() -> None:
+            with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(),
+                              timeout=30) as response:
+                for _ in response.iter_lines():
+                    started.set()
+
+        thread = threading.Thread(target=stream, name="stream")
+        thread.start()
+        assert started.wait(10)
+        during = httpx.get(f"{gw.url}/metrics").text
+        thread.join(30)
+        time.sleep(0.2)  # the turn's clean-up (session cache) runs just after the last byte
+        after = httpx.get(f"{gw.url}/metrics").text
+    assert 'trio_lingma_in_flight{instance="0"} 1.0' in during
+    assert 'trio_lingma_in_flight{instance="0"} 0.0' in after
+    assert 'trio_lingma_requests_total{protocol="openai",route="/v1/chat/completions",status="200"} 1.0' in after
