@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,12 @@ from pathlib import Path
 import attrs
 import httpx
 
+from trio_lingma.testing import free_port, simulator_pids
+
+__all__ = ["API_KEY", "VARIANTS", "RunningGateway", "free_port", "run_gateway", "run_variant",
+           "run_simulator", "simulator_pids", "stop"]
+
 API_KEY = "sk-test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @attrs.define
@@ -105,21 +103,6 @@ def stop(gateway: RunningGateway, timeout: float = 15.0) -> int:
             gateway.process.wait()
             raise
     return gateway.process.returncode
-
-
-def simulator_pids(workroot: Path) -> list[int]:
-    """PIDs of simulator processes whose command line mentions ``workroot``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "trio_lingma.simulator" in cmdline and str(workroot) in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 #: The runtimes every wire-API end-to-end suite runs against: the simulator spawned by the

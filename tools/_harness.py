@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from trio_lingma.testing import free_port
+from trio_lingma.testing import simulator_pids as simulator_pids  # re-exported for bench/chaos
+from trio_lingma.testing import zombies_of as zombies_of
+
 TOOLS = Path(__file__).resolve().parent
 API_KEY = "sk-bench"
 ADMIN_KEY = "admin-bench"
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 class Gateway:
@@ -128,37 +125,6 @@ def stop_gateway(gateway: Gateway, timeout: float = 20) -> int:
             gateway.process.kill()
             gateway.process.wait()
     return gateway.process.returncode
-
-
-def simulator_pids(workroot: Path) -> list[int]:
-    """PIDs of live (non-zombie) simulator processes whose command line mentions ``workroot``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if "trio_lingma.simulator" in cmdline and str(workroot) in cmdline and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def zombies_of(pid: int) -> list[int]:
-    """Children of ``pid`` that exited and were never waited for."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] == "Z" and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def worker(script: str, command: str, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
