@@ -263,6 +263,7 @@ class Instance:
             await trio.sleep(self.settings.ping_interval)
             auth = await client.call("auth/status", timeout=self.settings.ping_timeout)
         self.last_error = None
+        assert self.handshake is not None  # set by the handshake that found us logged out
         self.handshake = attrs.evolve(self.handshake, logged_in=True, auth_status=auth)
 
     async def _probe_forever(self, client: LingmaClient) -> None:

@@ -50,7 +50,7 @@ from ..protocol.events import (
 from ..protocol.shaping import OutputShaper
 from ..protocol.tools import ToolBridge, ToolPresenter
 from ..protocol.tokens import count_input_tokens
-from .legacy import TurnStream
+from .dialects import Turn
 from .sessions import SessionEntry, answer_key, prefix_key
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Attempt:
         self.session_id = entry.session_id if entry else uuid.uuid4().hex
         self.turns = entry.turns if entry else 0
         self.acquired_at = trio.current_time()
-        self.turn: TurnStream | None = None
+        self.turn: Turn | None = None
         self._stack = AsyncExitStack()
 
     def __repr__(self) -> str:
@@ -102,9 +102,9 @@ class Attempt:
         turn = self.instance.dialect.open_turn(
             client, request_id=uuid.uuid4().hex, session_id=self.session_id, question=question,
             model_key=model_key, is_reply=is_reply, mode=mode, timeout=timeout)
-        self.turn = await self._stack.enter_async_context(turn)
+        self.turn = entered = await self._stack.enter_async_context(turn)
         # ACP runtimes assign the session id (session/new): cache and delete under theirs.
-        self.session_id = self.turn.session_id or self.session_id
+        self.session_id = entered.session_id or self.session_id
 
     async def close_turn(self) -> None:
         """Leave the upstream turn (``chat/stop`` when unfinished: shielded and bounded)."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from quart import Blueprint, Response, current_app, request
+from quart_trio import QuartTrio
 
 from ..errors import GatewayError, PermissionDenied
 from ..observability.metrics import CONTENT_TYPE
@@ -69,7 +70,8 @@ async def drain() -> Any:
     already = gw.draining
     gw.start_drain()
     if not already:
-        current_app.nursery.start_soon(_drain_then_terminate, gw, name="drain then SIGTERM")
+        app = cast(QuartTrio, current_app)  # the lifespan nursery: the task outlives this request
+        app.nursery.start_soon(_drain_then_terminate, gw, name="drain then SIGTERM")
     return {"message": f"draining: {gw.statistics().in_flight} in flight, "
                        f"stopping within {gw.settings.drain_timeout:g} s"}
 

@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         BODY_TIMEOUT=settings.body_timeout,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
-    app.json.sort_keys = False  # keep each API's own field order (id, object, ... as documented)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep each API's field order
     gateway = Gateway(settings)
     app.extensions["trio_lingma.gateway"] = gateway
     app.extensions["trio_lingma.settings"] = settings
