@@ -425,3 +425,10 @@ _SCHEMAS = [
 @pytest.mark.parametrize("schema", _SCHEMAS)
 def test_simulated_arguments_validate(schema: dict[str, Any]) -> None:
     jsonschema.validate(fill_arguments(schema, "hint"), schema)
+
+
+def test_a_stray_closing_tag_never_joins_the_text_around_it_into_a_tag() -> None:
+    # found by the property test above: "<tool_call" + "</tool_call>" + ">" leaked "<tool_call>"
+    for incremental in (True, False):
+        (text, calls), _, _ = _run("<tool_call</tool_call>>", [], incremental=incremental)
+        assert CALL_OPEN not in text and calls == []

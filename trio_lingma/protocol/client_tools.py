@@ -480,7 +480,9 @@ class ToolCallFilter:
                 self._open()
                 i = lt + len(CALL_OPEN)
             elif buf.startswith(CALL_CLOSE, lt):  # a stray closing tag: convention, not text
-                out += self._text(buf[i:lt])
+                # A space stands in for it, so the text around it can never join into a tag
+                # ("<tool_call" + "</tool_call>" + ">" must not become "<tool_call>").
+                out += self._text(buf[i:lt] + " ")
                 i = lt + len(CALL_CLOSE)
             elif not final and (CALL_OPEN.startswith(buf[lt:]) or CALL_CLOSE.startswith(buf[lt:])):
                 out += self._text(buf[i:lt])
