@@ -19,7 +19,6 @@ handling: none of them changes what this gateway answers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -30,7 +29,7 @@ from ..observability.logs import current_request_id
 from ..protocol import anthropic, sse
 from ..protocol.anthropic import MessageStream, SseEvent
 from ..protocol.events import Event
-from .common import check_auth, gateway, open_event_stream, open_turn, read_json
+from .common import check_auth, gateway, json_response, open_event_stream, open_turn, read_json
 
 __all__ = ["StreamBody", "blueprint", "render_error", "stream_events"]
 
@@ -50,25 +49,10 @@ class TurnEvents(Protocol):
     async def receive(self, *, heartbeat: float) -> list[Event]: ...
 
 
-def request_id() -> str:
-    """The id echoed in ``request-id``/``x-request-id`` (the app adds them when a route did not)."""
-    return current_request_id()
-
-
 def render_error(exc: GatewayError) -> Response:
-    """An error response in Anthropic's shape, its status, and ``Retry-After`` when known."""
-    rid = request_id()
-    status, body = anthropic.error_body(exc, request_id=rid)
-    response = _json_response(body, status=status)
-    response.headers["request-id"] = response.headers["x-request-id"] = rid
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return response
-
-
-def _json_response(body: dict[str, Any], *, status: int = 200) -> Response:
-    # Serialized here so that fields keep the order of Anthropic's reference (quart sorts keys).
-    return Response(json.dumps(body, ensure_ascii=False), status=status, content_type="application/json")
+    """An error response in Anthropic's shape (with the request id the headers carry too)."""
+    status, body = anthropic.error_body(exc, request_id=current_request_id())
+    return json_response(body, status=status, retry_after=exc.retry_after)
 
 
 @blueprint.before_request
@@ -85,7 +69,7 @@ async def _error(exc: GatewayError) -> Response:
 async def count_tokens() -> Any:
     chat = anthropic.parse_count_tokens_request(await read_json())
     gateway().resolve_model(chat.model)  # an unknown model is a 404 here too, as on /v1/messages
-    return _json_response(anthropic.count_tokens_response(chat))
+    return json_response(anthropic.count_tokens_response(chat))
 
 
 @blueprint.post("/v1/messages")
@@ -95,7 +79,7 @@ async def messages() -> Any:
     if not chat.stream:
         async with open_turn(chat) as stream:
             events = await stream.collect()
-        return _json_response(anthropic.build_message(events, message_id=message_id, model=chat.model,
+        return json_response(anthropic.build_message(events, message_id=message_id, model=chat.model,
                                                       executed_tools=_executed_tools()))
     encoder = StreamBody(message_id, chat.model, gateway().settings.sse_ping_interval, _executed_tools())
     body = await open_event_stream(chat, encoder.render, encoder.on_error)

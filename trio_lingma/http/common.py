@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from quart import current_app, request
+from quart import Response, current_app, request
 
 from ..backend.gateway import EventStream, Gateway
 from ..errors import AuthenticationFailed, GatewayError, InternalError, InvalidRequest, RequestTooLarge
 from ..protocol.conversation import ChatRequest
 
-__all__ = ["check_auth", "gateway", "open_event_stream", "open_turn", "read_json"]
+__all__ = ["check_auth", "gateway", "json_response", "open_event_stream", "open_turn", "read_json"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,15 @@ def check_auth() -> None:
         raise AuthenticationFailed("Missing API key: send `Authorization: Bearer <key>` or `x-api-key`.")
     if not key_matches(candidate, keys):
         raise AuthenticationFailed("Incorrect API key provided.")
+
+
+def json_response(body: Any, *, status: int = 200, retry_after: float | None = None) -> Response:
+    """A JSON response with fields in the order built (each API's documented order), and
+    ``Retry-After`` (whole seconds, at least 1) when the gateway knows when to come back."""
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, content_type="application/json")
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+    return response
 
 
 async def read_json() -> Any:

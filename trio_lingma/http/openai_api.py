@@ -15,7 +15,7 @@ from quart import Blueprint, Response
 from ..backend.gateway import EventStream
 from ..errors import GatewayError
 from ..protocol import openai, sse
-from .common import check_auth, gateway, open_event_stream, open_turn, read_json
+from .common import check_auth, gateway, json_response, open_event_stream, open_turn, read_json
 
 __all__ = ["blueprint", "render_error"]
 
@@ -25,16 +25,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def render_error(exc: GatewayError) -> Response:
-    response = Response(_json(openai.error_body(exc)), status=exc.status, content_type="application/json")
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return response
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, ensure_ascii=False)
+    return json_response(openai.error_body(exc), status=exc.status, retry_after=exc.retry_after)
 
 
 @blueprint.before_request
