@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 import httpx
 
-from trio_lingma.testing import free_port, simulator_pids
+from trio_lingma.testing import free_port, simulator_pids, stop_process
 
 __all__ = ["API_KEY", "VARIANTS", "RunningGateway", "free_port", "run_gateway", "run_variant",
            "run_simulator", "simulator_pids", "stop"]
@@ -94,15 +94,10 @@ def run_gateway(
 
 
 def stop(gateway: RunningGateway, timeout: float = 15.0) -> int:
-    if gateway.process.poll() is None:
-        gateway.process.send_signal(signal.SIGTERM)
-        try:
-            gateway.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            gateway.process.kill()
-            gateway.process.wait()
-            raise
-    return gateway.process.returncode
+    """Stop the gateway; one that ignored SIGTERM for ``timeout`` is killed and fails the test."""
+    code = stop_process(gateway.process, timeout)
+    assert code != -signal.SIGKILL, f"the gateway ignored SIGTERM for {timeout} s:\n{gateway.log()}"
+    return code
 
 
 #: The runtimes every wire-API end-to-end suite runs against: the simulator spawned by the

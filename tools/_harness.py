@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from trio_lingma.testing import free_port
+from trio_lingma.testing import free_port, stop_process
 from trio_lingma.testing import simulator_pids as simulator_pids  # re-exported for bench/chaos
 from trio_lingma.testing import zombies_of as zombies_of
 
@@ -117,14 +116,7 @@ def _wait_ready(gateway: Gateway, instances: int, timeout: float) -> None:
 
 
 def stop_gateway(gateway: Gateway, timeout: float = 20) -> int:
-    if gateway.process.poll() is None:
-        gateway.process.send_signal(signal.SIGTERM)
-        try:
-            gateway.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            gateway.process.kill()
-            gateway.process.wait()
-    return gateway.process.returncode
+    return stop_process(gateway.process, timeout)
 
 
 def worker(script: str, command: str, spec: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -3,10 +3,12 @@ and the simulator processes a gateway left behind. Linux ``/proc`` only; stdlib 
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
-__all__ = ["free_port", "simulator_pids", "zombies_of"]
+__all__ = ["free_port", "simulator_pids", "stop_process", "zombies_of"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,3 +52,15 @@ def zombies_of(pid: int) -> list[int]:
         if fields[0] == "Z" and int(fields[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL; the exit code (negative when killed)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
