@@ -24,7 +24,7 @@ import trio
 import trio_websocket
 
 from trio_lingma.protocol import jsonrpc
-from trio_lingma.protocol.lingma import ask_params, initialize_params, reply_to_server_request
+from trio_lingma.protocol.legacy import ask_params, initialize_params, reply_to_server_request
 
 
 class _Link:

@@ -43,7 +43,7 @@ from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
 from ..protocol import acp
 from ..protocol.events import Event
 from ..protocol.jsonrpc import METHOD_NOT_FOUND
-from ..protocol.lingma import AUTH_LOGGED_IN, parse_models
+from ..protocol.legacy import AUTH_LOGGED_IN, parse_models
 from .client import LingmaClient, Push
 from .legacy import CLEANUP_TIMEOUT, Handshake
 

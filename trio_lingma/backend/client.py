@@ -32,7 +32,7 @@ import trio
 
 from ..errors import UpstreamClosed, UpstreamFailed, UpstreamTimeout
 from ..protocol import jsonrpc
-from ..protocol.lingma import followup_request, push_request_id, reply_to_server_request
+from ..protocol.legacy import followup_request, push_request_id, reply_to_server_request
 from .transport import Transport, TransportClosed
 
 __all__ = ["LingmaClient", "Push", "TURN_BUFFER"]

@@ -29,7 +29,7 @@ from .. import __version__
 from ..errors import UpstreamClosed, UpstreamError
 from ..protocol import acp
 from ..protocol.events import Event
-from ..protocol.lingma import initialize_params
+from ..protocol.legacy import initialize_params
 from ..settings import ConfigError
 from .acp import AcpDialect, DialectMismatch, after_initialize
 from .client import LingmaClient

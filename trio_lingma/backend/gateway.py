@@ -31,7 +31,7 @@ import trio
 
 from ..errors import ModelNotFound, Overloaded, QueueTimeout, UpstreamUnavailable
 from ..protocol.conversation import ChatRequest
-from ..protocol.lingma import split_model_mode
+from ..protocol.legacy import split_model_mode
 from ..settings import Settings
 from .admission import AdmissionQueue, KeyLimits, ServiceTimes, retry_after
 from .attach import attach_connector

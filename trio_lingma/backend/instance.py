@@ -45,7 +45,7 @@ import trio
 
 from ..errors import UpstreamError
 from ..protocol import jsonrpc
-from ..protocol.lingma import logged_in, not_logged_in_reason
+from ..protocol.legacy import logged_in, not_logged_in_reason
 from ..bootstrap import find_binary
 from ..settings import Settings
 from .backoff import restart_delay

@@ -1,6 +1,6 @@
 """The legacy ``chat/*`` dialect carried out over a :class:`LingmaClient`.
 
-The decisions (params, push → event translation) live in :mod:`trio_lingma.protocol.lingma`;
+The decisions (params, push → event translation) live in :mod:`trio_lingma.protocol.legacy`;
 this module only performs the calls. A turn that is left before ``chat/finish`` (client went
 away, deadline, gateway shutdown) sends ``chat/stop`` upstream, shielded and time-bounded,
 so Lingma stops generating for nobody and shutdown can never hang on it.
@@ -19,7 +19,7 @@ import trio
 from .. import __version__
 from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
 from ..protocol.events import Event
-from ..protocol.lingma import (
+from ..protocol.legacy import (
     AUTH_LOGGED_IN,
     LegacyTurn,
     ask_accepted,

@@ -48,7 +48,7 @@ from ..protocol.events import (
     Usage,
 )
 from ..protocol.shaping import OutputShaper
-from ..protocol.tools import ToolBridge, ToolPresenter
+from ..protocol.agent_tools import ToolBridge, ToolPresenter
 from ..protocol.tokens import count_input_tokens
 from .dialects import Turn
 from .sessions import SessionEntry, answer_key, prefix_key

@@ -412,7 +412,7 @@ class ChunkStream:
         # A result is a role "tool" message in OpenAI's model, which one assistant message (or
         # its chunks) cannot carry. Lingma already folded it into the answer that follows, and
         # finish_reason stays "stop", so clients see what ran without being asked to run it.
-        # TOOL_BRIDGE=text shows results as text lines instead (protocol.tools.ToolPresenter).
+        # TOOL_BRIDGE=text shows results as text lines instead (protocol.agent_tools.ToolPresenter).
         return []
 
     def _remember_usage(self, event: Usage) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import ErrorKind, Event, Finish, FinishReason, StreamError, ThinkingDelta
-from .tools import ToolAssembler
+from .agent_tools import ToolAssembler
 
 __all__ = [
     "CHAT_PUSHES",

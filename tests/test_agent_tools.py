@@ -29,14 +29,7 @@ from trio_lingma.protocol.events import (
     ToolCallStart,
     Usage,
 )
-from trio_lingma.protocol.lingma import (
-    LegacyTurn,
-    followup_request,
-    reply_to_server_request,
-    split_model_mode,
-    tool_invoke_refusal,
-)
-from trio_lingma.protocol.tools import (
+from trio_lingma.protocol.agent_tools import (
     MARKER_MAX,
     UNKNOWN_TOOL,
     Marker,
@@ -45,6 +38,13 @@ from trio_lingma.protocol.tools import (
     ToolBridge,
     ToolPresenter,
     parse_markers,
+)
+from trio_lingma.protocol.legacy import (
+    LegacyTurn,
+    followup_request,
+    reply_to_server_request,
+    split_model_mode,
+    tool_invoke_refusal,
 )
 
 R, S = "req-1", "sess-1"
