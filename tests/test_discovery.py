@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_lingma.backend.attach import attach_connector, open_websocket_transport
+from trio_lingma.backend.attach import attach_connector
+from trio_lingma.backend.transport import open_websocket_transport
 from trio_lingma.backend.dialects import make_dialect
 from trio_lingma.backend.discovery import (
     DiscoveryError,

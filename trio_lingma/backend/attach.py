@@ -11,71 +11,24 @@ clear message, and the instance's usual backoff retries. Because the instance ow
 on this path, it never sends the runtime LSP ``shutdown``/``exit``: the IDE's runtime outlives
 the gateway.
 
-We open the TCP stream ourselves and wrap it (``trio_websocket.wrap_client_stream``) so that
-we can always close it: trio-websocket 0.12's client leaks its socket when the server closes
-first.
+The WebSocket itself is opened by :func:`~trio_lingma.backend.transport.open_websocket_transport`,
+as for a spawned runtime.
 """
 
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
-import trio
-import trio_websocket
-
-from ..errors import UpstreamUnavailable
 from ..settings import Settings
 from .discovery import RuntimeEndpoint, discover_from_settings
-from .transport import Transport, WebSocketTransport
+from .transport import Transport, open_websocket_transport
 
-__all__ = ["attach_connector", "open_websocket_transport"]
+__all__ = ["attach_connector"]
 
 log = logging.getLogger(__name__)
-
-MAX_MESSAGE = 64 * 1024 * 1024
-QUEUE = 1024
-
-
-@asynccontextmanager
-async def open_websocket_transport(url: str, *, source: str = "") -> AsyncIterator[Transport]:
-    """A :class:`WebSocketTransport` to ``url`` whose socket is always closed on exit."""
-    parts = urlsplit(url)
-    host, secure = parts.hostname or "127.0.0.1", parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
-    resource = parts.path or "/"
-    if parts.query:
-        resource += f"?{parts.query}"
-    where = f"{url} (from {source})" if source else url
-    try:
-        stream = await _open_stream(host, port, secure)
-    except OSError as exc:
-        raise UpstreamUnavailable(f"cannot connect to the Lingma runtime at {where}: {exc}") from None
-    try:
-        async with trio.open_nursery() as nursery:
-            try:
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery, stream, host, resource, message_queue_size=QUEUE, max_message_size=MAX_MESSAGE)
-            except trio_websocket.HandshakeError as exc:
-                raise UpstreamUnavailable(f"{where} did not accept a WebSocket: {exc!r}") from None
-            try:
-                yield WebSocketTransport(ws)
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                    await ws.aclose()
-                nursery.cancel_scope.cancel()
-    finally:
-        await trio.aclose_forcefully(stream)
-
-
-async def _open_stream(host: str, port: int, secure: bool) -> trio.abc.Stream:
-    if secure:
-        return await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl.create_default_context())
-    return await trio.open_tcp_stream(host, port)
 
 
 def attach_connector(

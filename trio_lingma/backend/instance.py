@@ -53,8 +53,7 @@ from .client import LingmaClient
 from .dialects import Dialect, make_dialect
 from .legacy import Handshake
 from .pool import InstanceSnapshot, InstanceState, after_probe
-from .attach import open_websocket_transport
-from .transport import Transport, TransportClosed
+from .transport import Transport, TransportClosed, open_websocket_transport
 
 __all__ = ["Connector", "Instance", "InstanceSnapshot", "InstanceState", "binary_argv"]
 

@@ -3,16 +3,36 @@
 :class:`WebSocketTransport` is the real one (trio-websocket); :func:`memory_transport_pair`
 connects two in-memory ends so client tests need no socket or process. trio-websocket's
 ``ConnectionClosed`` is translated here, at the boundary, into :class:`TransportClosed`.
+
+:func:`open_websocket_transport` opens the TCP stream itself and wraps it
+(``trio_websocket.wrap_client_stream``) so that it can always close it: trio-websocket 0.12's
+client leaks its socket when the server closes first.
 """
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import trio
 import trio_websocket
 
-__all__ = ["MemoryTransport", "Transport", "TransportClosed", "WebSocketTransport", "memory_transport_pair"]
+from ..errors import UpstreamUnavailable
+
+__all__ = [
+    "MemoryTransport",
+    "Transport",
+    "TransportClosed",
+    "WebSocketTransport",
+    "memory_transport_pair",
+    "open_websocket_transport",
+]
+
+MAX_MESSAGE = 64 * 1024 * 1024
+QUEUE = 1024
 
 
 class TransportClosed(Exception):
@@ -86,3 +106,40 @@ def memory_transport_pair(buffer: int = 1024) -> tuple[MemoryTransport, MemoryTr
     a_send, b_receive = trio.open_memory_channel[str](buffer)
     b_send, a_receive = trio.open_memory_channel[str](buffer)
     return MemoryTransport(a_send, a_receive), MemoryTransport(b_send, b_receive)
+
+
+@asynccontextmanager
+async def open_websocket_transport(url: str, *, source: str = "") -> AsyncIterator[Transport]:
+    """A :class:`WebSocketTransport` to ``url`` whose socket is always closed on exit."""
+    parts = urlsplit(url)
+    host, secure = parts.hostname or "127.0.0.1", parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    resource = parts.path or "/"
+    if parts.query:
+        resource += f"?{parts.query}"
+    where = f"{url} (from {source})" if source else url
+    try:
+        stream = await _open_stream(host, port, secure)
+    except OSError as exc:
+        raise UpstreamUnavailable(f"cannot connect to the Lingma runtime at {where}: {exc}") from None
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery, stream, host, resource, message_queue_size=QUEUE, max_message_size=MAX_MESSAGE)
+            except trio_websocket.HandshakeError as exc:
+                raise UpstreamUnavailable(f"{where} did not accept a WebSocket: {exc!r}") from None
+            try:
+                yield WebSocketTransport(ws)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _open_stream(host: str, port: int, secure: bool) -> trio.abc.Stream:
+    if secure:
+        return await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl.create_default_context())
+    return await trio.open_tcp_stream(host, port)
