@@ -15,7 +15,7 @@ from trio_websocket import wrap_client_stream
 
 from trio_lingma.backend.acp import AcpDialect, DialectMismatch
 from trio_lingma.backend.client import LingmaClient
-from trio_lingma.backend.dialects import AutoDialect, make_dialect
+from trio_lingma.backend.dialects import AutoDialect, handshake, make_dialect
 from trio_lingma.backend.legacy import LegacyDialect
 from trio_lingma.backend.transport import MemoryTransport, WebSocketTransport, memory_transport_pair
 from trio_lingma.errors import UpstreamClosed
@@ -192,7 +192,7 @@ class FakeServer:
         return id_
 
     async def handshake(self) -> None:
-        """Answer AcpDialect.handshake: initialize, the probe session, auth, models."""
+        """Answer the ACP handshake: initialize, the probe session, auth, models."""
         await self.reply(await self.expect("initialize"), {})
         await self.reply(await self.expect("session/new"), {"sessionId": "probe"})
         delete = await self.expect("chat/deleteSessionById")
@@ -219,8 +219,8 @@ async def _handshaken(link: tuple[LingmaClient, FakeServer], dialect: AcpDialect
     client, server = link
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.handshake)
-        handshake = await dialect.handshake(client, "/tmp", timeout=5)
-    assert handshake.logged_in and handshake.models == (("kmodel", "Kimi", False),)
+        info = await handshake(dialect, client, "/tmp", timeout=5)
+    assert info.logged_in and info.models == (("kmodel", "Kimi", False),)
 
 
 def _turn_kw(request_id: str, session_id: str = "gateway-uuid", **kw: Any) -> dict[str, Any]:
@@ -342,7 +342,7 @@ async def test_missing_session_new_is_a_dialect_mismatch(link: tuple[LingmaClien
         async with trio.open_nursery() as nursery:
             nursery.start_soon(vscode_runtime)
             with pytest.raises(DialectMismatch, match="LINGMA_DIALECT=legacy") as info:
-                await AcpDialect().handshake(client, "/tmp", timeout=5)
+                await handshake(AcpDialect(), client, "/tmp", timeout=5)
     assert "session/new" in info.value.message
 
 
@@ -499,8 +499,8 @@ async def test_simulator_acp_turns(acp_sim: SimulatorPorts, tmp_path: Path) -> N
     dialect = AcpDialect()
     with trio.fail_after(10):
         async with connect(acp_sim) as client:
-            handshake = await dialect.handshake(client, str(tmp_path), timeout=5)
-            assert handshake.logged_in and ("dashscope_qwen3_coder", "qwen3-coder", False) in handshake.models
+            info = await handshake(dialect, client, str(tmp_path), timeout=5)
+            assert info.logged_in and ("dashscope_qwen3_coder", "qwen3-coder", False) in info.models
             session, events = await _ask(dialect, client, "hello", model_key="dashscope_qwen3_coder")
             texts = "".join(e.text for e in events if isinstance(e, TextDelta))
             assert texts == "Echo: hello" and events[-1] == Finish()
@@ -526,7 +526,7 @@ async def test_simulator_acp_cancel(acp_sim: SimulatorPorts, tmp_path: Path) -> 
     dialect = AcpDialect()
     with trio.fail_after(10):
         async with connect(acp_sim) as client:
-            await dialect.handshake(client, str(tmp_path), timeout=5)
+            await handshake(dialect, client, str(tmp_path), timeout=5)
             async with dialect.open_turn(client, **_turn_kw("hung", question="[sim hang after=1] x")) as turn:
                 assert await turn.receive() == [TextDelta(text="Echo: x")]
             # the cancelled turn still works afterwards: the connection is healthy
@@ -542,9 +542,9 @@ async def test_simulator_vscode_runtime_is_reported(nursery: trio.Nursery, tmp_p
     with trio.fail_after(10):
         async with connect(ports) as client:
             with pytest.raises(DialectMismatch, match="LINGMA_DIALECT"):
-                await AcpDialect().handshake(client, str(tmp_path), timeout=5)
+                await handshake(AcpDialect(), client, str(tmp_path), timeout=5)
             auto = AutoDialect()
-            await auto.handshake(client, str(tmp_path), timeout=5)
+            await handshake(auto, client, str(tmp_path), timeout=5)
             assert auto.chosen(client) is auto.legacy
 
 
@@ -555,8 +555,8 @@ async def test_auto_detects_the_dialect(nursery: trio.Nursery, tmp_path: Path, s
     auto = AutoDialect()
     with trio.fail_after(10):
         async with connect(ports) as client:
-            handshake = await auto.handshake(client, str(tmp_path), timeout=5)
-            assert handshake.models and handshake.logged_in
+            info = await handshake(auto, client, str(tmp_path), timeout=5)
+            assert info.models and info.logged_in
             assert auto.chosen(client).name == sim_dialect
             _, events = await _ask(auto, client, "hello")
             await auto.ping(client, timeout=5)

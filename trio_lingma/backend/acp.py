@@ -43,9 +43,8 @@ from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
 from ..protocol import acp
 from ..protocol.events import Event
 from ..protocol.jsonrpc import METHOD_NOT_FOUND
-from ..protocol.legacy import AUTH_LOGGED_IN, parse_models
 from .client import LingmaClient, Push
-from .legacy import CLEANUP_TIMEOUT, Handshake
+from .legacy import CLEANUP_TIMEOUT
 
 __all__ = ["AcpDialect", "AcpTurnStream", "DialectMismatch", "is_method_missing"]
 
@@ -179,6 +178,8 @@ class AcpDialect:
     """``initialize{protocolVersion:1}`` / ``session/*`` (lingma-protocol.md §3B)."""
 
     name = "acp"
+    #: The desktop app owns the login: a runtime without ``auth/status`` is taken as logged in.
+    auth_optional = True
 
     def __init__(self) -> None:
         self._connections: weakref.WeakKeyDictionary[LingmaClient, _Connection] = weakref.WeakKeyDictionary()
@@ -190,13 +191,12 @@ class AcpDialect:
         """Remember a connection whose ``initialize`` was already sent (auto-detection)."""
         self._connections[client] = _Connection(cwd=workdir)
 
-    async def handshake(self, client: LingmaClient, workdir: str, *, timeout: float) -> Handshake:
-        with trio.fail_after(timeout):
-            params = acp.initialize_params(client_version=__version__, now_ms=_now_ms())
-            await client.call("initialize", params)
-            self.attach(client, workdir)
-            await self.probe(client)
-            return await after_initialize(client)
+    async def initialize(self, client: LingmaClient, workdir: str) -> None:
+        """``initialize{protocolVersion}``, then a probe session (DialectMismatch without one)."""
+        params = acp.initialize_params(client_version=__version__, now_ms=_now_ms())
+        await client.call("initialize", params)
+        self.attach(client, workdir)
+        await self.probe(client)
 
     async def probe(self, client: LingmaClient) -> None:
         """Create and delete a session: DialectMismatch if ``session/new`` is missing."""
@@ -300,19 +300,3 @@ class AcpDialect:
         await client.call("session/set_model", params, timeout=timeout)
         conn.models[session_id] = model_key
 
-
-async def after_initialize(client: LingmaClient) -> Handshake:
-    """``auth/status`` and ``config/queryModels``, the same in both dialects (§2.2, §5).
-
-    An ACP runtime without ``auth/status`` is taken as logged in: the desktop app owns the
-    login there, and a turn fails clearly if it is not.
-    """
-    try:
-        auth = await client.call("auth/status")
-    except UpstreamFailed as exc:
-        if not is_method_missing(exc):
-            raise
-        auth = None
-    models = await client.call("config/queryModels", {})
-    logged_in = auth is None or (isinstance(auth, dict) and auth.get("status") == AUTH_LOGGED_IN)
-    return Handshake(models=tuple(parse_models(models)), logged_in=logged_in, auth_status=auth)

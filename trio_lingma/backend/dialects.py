@@ -10,8 +10,11 @@ runtime answers ``session/new``**. It sends one ``initialize`` carrying both par
 (LSP ``rootUri``/``workspaceFolders`` and ACP ``protocolVersion``; real binaries accepted each
 style, §2.1), then probes ``session/new``: a session id means ACP (the probe session is deleted
 at once); -32601 or any other error means legacy. A runtime serving both families (OC saw
-legacy callbacks inside ACP turns) is therefore driven as ACP. ``auth/status`` and
-``config/queryModels`` follow, as in both dialects.
+legacy callbacks inside ACP turns) is therefore driven as ACP.
+
+:func:`handshake` is the one handshake sequence: the dialect's own ``initialize`` step, then
+``auth/status`` and ``config/queryModels``, the same in every dialect (§2.2, §5), all under one
+deadline.
 """
 
 from __future__ import annotations
@@ -21,31 +24,44 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
+import attrs
 import trio
 
 from .. import __version__
-from ..errors import UpstreamClosed, UpstreamError
+from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
 from ..protocol import acp
 from ..protocol.events import Event
-from ..protocol.legacy import initialize_params
+from ..protocol.legacy import AUTH_LOGGED_IN, initialize_params, parse_models
 from ..settings import ConfigError
-from .acp import AcpDialect, DialectMismatch, after_initialize
+from .acp import AcpDialect, DialectMismatch, is_method_missing
 from .client import LingmaClient
-from .legacy import Handshake, LegacyDialect
+from .legacy import LegacyDialect
 
 __all__ = [
     "DIALECTS",
     "AutoDialect",
     "Dialect",
     "DialectMismatch",
+    "Handshake",
     "Turn",
     "detect_dialect",
+    "handshake",
     "make_dialect",
+    "read_handshake",
 ]
 
 log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Handshake:
+    """What the runtime told us when we connected."""
+
+    models: tuple[tuple[str, str, bool], ...]
+    logged_in: bool
+    auth_status: Any = None
 
 
 class Turn(Protocol):
@@ -64,8 +80,10 @@ class Dialect(Protocol):
     """The interface every dialect offers an instance and the gateway."""
 
     name: str
+    #: True when a runtime without ``auth/status`` counts as logged in.
+    auth_optional: bool
 
-    async def handshake(self, client: LingmaClient, workdir: str, *, timeout: float) -> Handshake: ...
+    async def initialize(self, client: LingmaClient, workdir: str) -> None: ...
 
     async def ping(self, client: LingmaClient, *, timeout: float) -> None: ...
 
@@ -76,6 +94,31 @@ class Dialect(Protocol):
     async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None: ...
 
     async def delete_session(self, client: LingmaClient, session_id: str) -> None: ...
+
+
+async def handshake(dialect: Dialect, client: LingmaClient, workdir: str, *, timeout: float) -> Handshake:
+    """The dialect's ``initialize``, then :func:`read_handshake`, within ``timeout`` seconds."""
+    with trio.fail_after(timeout):
+        await dialect.initialize(client, workdir)
+        return await read_handshake(client, auth_optional=dialect.auth_optional)
+
+
+async def read_handshake(client: LingmaClient, *, auth_optional: bool) -> Handshake:
+    """``auth/status`` and ``config/queryModels``, the same in every dialect (§2.2, §5).
+
+    With ``auth_optional`` a runtime without ``auth/status`` is taken as logged in (an ACP
+    desktop app owns the login there, and a turn fails clearly if it is not).
+    """
+    try:
+        auth = await client.call("auth/status")
+    except UpstreamFailed as exc:
+        if not (auth_optional and is_method_missing(exc)):
+            raise
+        auth = None
+    models = await client.call("config/queryModels", {})
+    status = auth.get("status") if isinstance(auth, dict) else None
+    logged_in = (auth is None and auth_optional) or status == AUTH_LOGGED_IN
+    return Handshake(models=tuple(parse_models(models)), logged_in=logged_in, auth_status=auth)
 
 
 async def detect_dialect(client: LingmaClient, workdir: str) -> str:
@@ -109,6 +152,7 @@ class AutoDialect:
     """Detects the dialect of each connection at handshake, then delegates to it."""
 
     name = "auto"
+    auth_optional = True
 
     def __init__(self) -> None:
         self.legacy = LegacyDialect()
@@ -122,15 +166,13 @@ class AutoDialect:
         """The dialect detected for ``client`` (legacy before its handshake)."""
         return self._chosen.get(client, self.legacy)
 
-    async def handshake(self, client: LingmaClient, workdir: str, *, timeout: float) -> Handshake:
-        with trio.fail_after(timeout):
-            await client.call("initialize", _merged_initialize(workdir))
-            found = await detect_dialect(client, workdir)
-            if found == "acp":
-                self.acp.attach(client, workdir)
-            self._chosen[client] = self.acp if found == "acp" else self.legacy
-            log.info("%s: detected the %s dialect", client.name, found)
-            return await after_initialize(client)
+    async def initialize(self, client: LingmaClient, workdir: str) -> None:
+        await client.call("initialize", _merged_initialize(workdir))
+        found = await detect_dialect(client, workdir)
+        if found == "acp":
+            self.acp.attach(client, workdir)
+        self._chosen[client] = self.acp if found == "acp" else self.legacy
+        log.info("%s: detected the %s dialect", client.name, found)
 
     async def ping(self, client: LingmaClient, *, timeout: float) -> None:
         await self.chosen(client).ping(client, timeout=timeout)

@@ -50,8 +50,7 @@ from ..bootstrap import find_binary
 from ..settings import Settings
 from .backoff import restart_delay
 from .client import LingmaClient
-from .dialects import Dialect, make_dialect
-from .legacy import Handshake
+from .dialects import Dialect, Handshake, handshake, make_dialect
 from .pool import InstanceSnapshot, InstanceState, after_probe
 from .transport import Transport, TransportClosed, open_websocket_transport
 
@@ -242,8 +241,8 @@ class Instance:
         client = LingmaClient(transport, name=self.name)
         async with trio.open_nursery() as nursery:
             await nursery.start(client.serve, name=f"{self.name} reader pid={self.pid}")
-            self.handshake = await self.dialect.handshake(client, str(self.workdir),
-                                                          timeout=self.settings.start_timeout)
+            self.handshake = await handshake(self.dialect, client, str(self.workdir),
+                                             timeout=self.settings.start_timeout)
             if not self.handshake.logged_in:
                 await self._wait_for_login(client, self.handshake.auth_status)
             self.client = client

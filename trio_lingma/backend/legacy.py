@@ -13,37 +13,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
 import trio
 
 from .. import __version__
 from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
 from ..protocol.events import Event
-from ..protocol.legacy import (
-    AUTH_LOGGED_IN,
-    LegacyTurn,
-    ask_accepted,
-    ask_params,
-    initialize_params,
-    parse_models,
-)
+from ..protocol.legacy import LegacyTurn, ask_accepted, ask_params, initialize_params
 from .client import LingmaClient
 
-__all__ = ["Handshake", "LegacyDialect", "TurnStream"]
+__all__ = ["LegacyDialect", "TurnStream"]
 
 log = logging.getLogger(__name__)
 
 #: How long clean-up calls (chat/stop, deleting a session) may take, shielded.
 CLEANUP_TIMEOUT = 2.0
-
-
-@attrs.frozen(kw_only=True)
-class Handshake:
-    """What the runtime told us when we connected."""
-
-    models: tuple[tuple[str, str, bool], ...]
-    logged_in: bool
-    auth_status: Any = None
 
 
 class TurnStream:
@@ -80,14 +63,12 @@ class LegacyDialect:
     """``initialize`` / ``chat/ask`` / ``chat/stop`` (lingma-protocol.md §2, §3A)."""
 
     name = "legacy"
+    #: A legacy runtime always answers ``auth/status``; a missing method fails the handshake.
+    auth_optional = False
 
-    async def handshake(self, client: LingmaClient, workdir: str, *, timeout: float) -> Handshake:
-        with trio.fail_after(timeout):
-            await client.call("initialize", initialize_params(workdir, client_version=__version__))
-            auth = await client.call("auth/status")
-            models = await client.call("config/queryModels", {})
-        status = auth.get("status") if isinstance(auth, dict) else None
-        return Handshake(models=tuple(parse_models(models)), logged_in=status == AUTH_LOGGED_IN, auth_status=auth)
+    async def initialize(self, client: LingmaClient, workdir: str) -> None:
+        """LSP-style ``initialize`` (never ``initialized``, §2.1)."""
+        await client.call("initialize", initialize_params(workdir, client_version=__version__))
 
     async def ping(self, client: LingmaClient, *, timeout: float) -> None:
         await client.call("ping", timeout=timeout)
