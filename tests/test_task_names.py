@@ -38,8 +38,9 @@ async def test_every_gateway_task_is_named(autojump_clock: trio.testing.MockCloc
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(gateway.serve, name="gateway")
-            while not all(i.ready for i in instances):
-                await trio.sleep(0.1)
+            for instance in instances:
+                while not instance.ready:
+                    await instance.state_changed.wait()
             for text in ("one", "two", "three"):  # fills and evicts the session cache
                 async with gateway.open_turn(ChatRequest(model="qwen3-coder",
                                                          messages=(Message(role="user", text=text),))) as s:

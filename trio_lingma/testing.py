@@ -1,5 +1,6 @@
 """Process helpers shared by the end-to-end tests and the tools (bench, chaos): loopback ports
-and the simulator processes a gateway left behind. Linux ``/proc`` only; stdlib only."""
+(also the supervisor's, for its runtimes) and the simulator processes a gateway left behind.
+Linux ``/proc`` only; stdlib only."""
 
 from __future__ import annotations
 

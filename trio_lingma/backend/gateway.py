@@ -104,6 +104,10 @@ class Gateway:
         #: Set by :meth:`start_drain`: no new requests are admitted (503) and /readyz fails.
         self.draining = False
         self._streams: set[EventStream] = set()
+        self._stream_ended = trio.Event()  # set (and replaced) whenever a request ends
+        self._instance_changed = trio.Event()  # set (and replaced) when any instance changes state
+        for instance in self.instances:
+            instance.on_state_change = self._note_instance_change
 
     def __repr__(self) -> str:
         return repr(self.statistics())
@@ -132,11 +136,15 @@ class Gateway:
     def _injected(self) -> bool:
         return any(i._connector is not None for i in self.instances)
 
+    def _note_instance_change(self) -> None:
+        self._instance_changed.set()
+        self._instance_changed = trio.Event()
+
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until at least one instance is ready (or ``timeout`` passes)."""
         with trio.move_on_after(timeout):
             while not any(i.ready for i in self.instances):
-                await trio.sleep(0.05)
+                await self._instance_changed.wait()
             return True
         return False
 
@@ -154,15 +162,15 @@ class Gateway:
         """
         self.start_drain()
         with trio.move_on_after(timeout):
-            while self._streams or self.queue.queued:
-                await trio.sleep(0.05)
+            while self._streams or self.queue.queued:  # a queued request has a stream too
+                await self._stream_ended.wait()
             return True
         log.warning("drain timeout: ending %d open requests", len(self._streams))
         for stream in list(self._streams):
             stream.abort("The gateway is shutting down; retry the request.")
         with trio.move_on_after(2.0):
             while self._streams:
-                await trio.sleep(0.05)
+                await self._stream_ended.wait()
         return False
 
     # -- models --------------------------------------------------------------------------
@@ -214,8 +222,12 @@ class Gateway:
                 ok = True
             finally:
                 self._streams.discard(stream)
-                await stream.aclose(ok=ok)
-                self._report(stream, model, api_key)
+                try:
+                    await stream.aclose(ok=ok)
+                    self._report(stream, model, api_key)
+                finally:
+                    self._stream_ended.set()
+                    self._stream_ended = trio.Event()
         finally:
             self.key_limits.release(api_key)
 

@@ -20,8 +20,9 @@ one life (the session cache forgets them when it changes). Health follows the pu
 
 For tests and embedding, a *connector* replaces the process: an async context manager that
 yields a connected :class:`~trio_lingma.backend.transport.Transport` per life (e.g. one end
-of :func:`~trio_lingma.backend.transport.memory_transport_pair` with a fake server on the other). Anything that ends a life (process exit, connection closed, failed
-probes, handshake error) is logged, the state becomes BACKOFF and the next life starts after
+of :func:`~trio_lingma.backend.transport.memory_transport_pair` with a fake server on the
+other). Anything that ends a life (process exit, connection closed, failed probes, handshake
+error) is logged, the state becomes BACKOFF and the next life starts after
 :func:`~trio_lingma.backend.backoff.restart_delay`. A life that stayed ready for
 :data:`STABLE_AFTER` seconds resets the failure count.
 """
@@ -33,7 +34,6 @@ import logging
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -43,11 +43,12 @@ from pathlib import Path
 import attrs
 import trio
 
+from ..bootstrap import find_binary
 from ..errors import UpstreamError
 from ..protocol import jsonrpc
 from ..protocol.legacy import logged_in, not_logged_in_reason
-from ..bootstrap import find_binary
 from ..settings import Settings
+from ..testing import free_port
 from .backoff import restart_delay
 from .client import LingmaClient
 from .dialects import Dialect, Handshake, handshake, make_dialect
@@ -76,10 +77,8 @@ def binary_argv(settings: Settings) -> list[str]:
     return [str(find_binary(settings))]  # LINGMA_BINARY, or found/installed when "auto"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _nothing() -> None:
+    pass
 
 
 class Instance:
@@ -104,6 +103,8 @@ class Instance:
         self._connector = connector
         self.last_error: str | None = None
         self.state_changed = trio.Event()
+        #: Called after every state change (the gateway's wait for readiness listens here).
+        self.on_state_change: Callable[[], None] = _nothing
         self._polite_exit_sent = False
 
     def __repr__(self) -> str:
@@ -135,6 +136,7 @@ class Instance:
             self.state = state
             self.state_changed.set()
             self.state_changed = trio.Event()
+            self.on_state_change()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Supervise the instance until cancelled; report started once first ready."""
@@ -182,7 +184,7 @@ class Instance:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log_file = self.workdir / "logs" / "lingma.log"
         offset = log_file.stat().st_size if log_file.exists() else 0
-        socket_port, http_port = _free_port(), _free_port()
+        socket_port, http_port = free_port(), free_port()
         argv = self._argv(socket_port, http_port)
         self._polite_exit_sent = False
         async with trio.open_nursery() as nursery:
