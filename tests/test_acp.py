@@ -229,10 +229,13 @@ def _turn_kw(request_id: str, session_id: str = "gateway-uuid", **kw: Any) -> di
     return {**defaults, **kw}
 
 
+TMP_RESOLVED = str(Path("/tmp").resolve())
+
+
 async def _open_session(server: FakeServer, session_id: str) -> Any:
     """Answer session/new and session/set_model; return the session/prompt request."""
     new = await server.expect("session/new")
-    assert new.params["mcpServers"] == [] and new.params["cwd"] == str(Path("/tmp").resolve())
+    assert new.params["mcpServers"] == [] and new.params["cwd"] == TMP_RESOLVED
     await server.reply(new, {"sessionId": session_id})
     set_model = await server.expect("session/set_model")
     assert set_model.params["sessionId"] == session_id and set_model.params["modelId"] == "kmodel"

@@ -20,15 +20,6 @@ from trio_lingma.errors import UpstreamClosed
 from trio_lingma.protocol import anthropic as anthropic_adapter
 from trio_lingma.protocol import jsonrpc
 from trio_lingma.protocol import openai as openai_adapter
-from trio_lingma.protocol.events import (
-    Event,
-    Finish,
-    TextDelta,
-    ToolCallArgsDelta,
-    ToolCallResult,
-    ToolCallStart,
-    Usage,
-)
 from trio_lingma.protocol.agent_tools import (
     MARKER_MAX,
     UNKNOWN_TOOL,
@@ -38,6 +29,15 @@ from trio_lingma.protocol.agent_tools import (
     ToolBridge,
     ToolPresenter,
     parse_markers,
+)
+from trio_lingma.protocol.events import (
+    Event,
+    Finish,
+    TextDelta,
+    ToolCallArgsDelta,
+    ToolCallResult,
+    ToolCallStart,
+    Usage,
 )
 from trio_lingma.protocol.legacy import (
     LegacyTurn,

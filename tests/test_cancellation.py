@@ -19,6 +19,7 @@ from trio_lingma.protocol.conversation import ChatRequest, Message
 from trio_lingma.protocol.events import Event, Finish, StreamError, TextDelta
 from trio_lingma.settings import Settings
 
+
 def chat(*texts: str) -> ChatRequest:
     roles = ["user", "assistant"]
     messages = tuple(Message(role=roles[i % 2], text=t) for i, t in enumerate(texts))  # type: ignore[misc]

@@ -69,7 +69,7 @@ def _block(name: str, arguments: Any) -> str:
 def _run(text: str, cuts: list[int], *, box: Toolbox | None = None, incremental: bool = True) -> Any:
     """Feed ``text`` split at ``cuts``; a summary that must not depend on the split."""
     flt = ToolCallFilter(box or Toolbox(TOOLS), new_id=_ids(), incremental=incremental)
-    bounds = [0, *sorted(set(c for c in cuts if 0 < c < len(text))), len(text)]
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(text)}), len(text)]
     events: list[Event] = []
     for a, b in itertools.pairwise(bounds):
         events += flt.feed(text[a:b])

@@ -10,7 +10,6 @@ import pytest
 import trio
 
 from trio_lingma.backend.attach import attach_connector
-from trio_lingma.backend.transport import open_websocket_transport
 from trio_lingma.backend.dialects import make_dialect
 from trio_lingma.backend.discovery import (
     DiscoveryError,
@@ -21,6 +20,7 @@ from trio_lingma.backend.discovery import (
     parse_info,
 )
 from trio_lingma.backend.instance import Instance
+from trio_lingma.backend.transport import open_websocket_transport
 from trio_lingma.errors import UpstreamUnavailable
 from trio_lingma.protocol.events import TextDelta
 from trio_lingma.settings import ConfigError, Settings

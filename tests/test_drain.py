@@ -46,8 +46,8 @@ def test_sigterm_lets_the_stream_finish_refuses_new_work_and_exits_0(tmp_path: P
         assert gw.readyz().status_code == 503 and gw.readyz().json()["draining"] is True
         thread.join(30)
         assert lines[-1] == "data: [DONE]"
-        text = "".join(json.loads(l[5:])["choices"][0]["delta"].get("content") or ""
-                       for l in lines[:-1] if json.loads(l[5:]).get("choices"))
+        text = "".join(json.loads(line[5:])["choices"][0]["delta"].get("content") or ""
+                       for line in lines[:-1] if json.loads(line[5:]).get("choices"))
         assert text == "Echo: " + "q" * 60
         assert gw.process.wait(20) == 0
     assert simulator_pids(tmp_path) == []

@@ -38,7 +38,7 @@ def text_of(events: list[Event]) -> str:
 
 def chunks(text: str, cuts: list[int]) -> list[str]:
     points = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
-    return [text[a:b] for a, b in zip(points, points[1:])]
+    return [text[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
 def deltas(parts: list[str]) -> list[Event]:

@@ -575,8 +575,8 @@ async def _start_cli(nursery: trio.Nursery, work_dir: Path) -> tuple[trio.Proces
     run = functools.partial(trio.run_process, argv, check=False, stdout=subprocess.DEVNULL)
     proc: trio.Process = await nursery.start(run)
     log = work_dir / "logs" / "lingma.log"
-    while not (log.exists() and "Communication servers ready" in log.read_text()):
-        await trio.sleep(0.05)
+    while not (log.exists() and "Communication servers ready" in log.read_text()):  # noqa: ASYNC110
+        await trio.sleep(0.05)  # another process writes the file: nothing to wait on but time
     info = json.loads((work_dir / "SharedClientCache" / ".info.json").read_text())
     assert info["pid"] == proc.pid
     http = int(log.read_text().split("HTTP: ")[1].split()[0])

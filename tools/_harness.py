@@ -134,7 +134,7 @@ def parallel_workers(script: str, command: str, specs: Sequence[dict[str, Any]],
     procs = [subprocess.Popen([sys.executable, str(TOOLS / script), command],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in specs]
-    for proc, spec in zip(procs, specs):
+    for proc, spec in zip(procs, specs, strict=False):
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(spec).encode() + b"\n")
         proc.stdin.flush()

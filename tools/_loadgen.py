@@ -49,7 +49,7 @@ async def _one(conn: Connection, spec: dict[str, Any], body: bytes) -> list[Any]
     try:
         reply = await asyncio.wait_for(
             conn.request("POST", spec["path"], body, spec["headers"]), spec["timeout"])
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
         conn.abort()
         return [0, None, time.perf_counter() - started, 0, False]
     return [reply.status, reply.ttft, reply.total, len(reply.events), reply.complete]
@@ -71,7 +71,7 @@ async def _open_stream(spec: dict[str, Any], n: int) -> Connection | None:
     try:
         reply = await asyncio.wait_for(conn.request(
             "POST", spec["path"], body, spec["headers"], stream_until_content=True), spec["timeout"])
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
         conn.abort()
         return None
     if reply.status != 200 or reply.ttft is None:
@@ -91,7 +91,7 @@ async def hold(spec: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     try:
         await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), spec["duration"])
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     for conn in opened:
         conn.abort()
@@ -127,7 +127,7 @@ def main() -> None:
     if command == "serve":
         try:
             asyncio.run(serve(spec))
-        except (asyncio.TimeoutError, KeyboardInterrupt):
+        except (TimeoutError, KeyboardInterrupt):
             pass
         return
     result = asyncio.run(run(spec) if command == "run" else hold(spec))

@@ -36,8 +36,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import (API_KEY, HOST, Gateway, cpu_seconds, parallel_workers, percentile, rss_kib,
-                      run_gateway, simulator_pids, summary_ms, worker)
+from _harness import (
+    API_KEY,
+    HOST,
+    Gateway,
+    cpu_seconds,
+    parallel_workers,
+    percentile,
+    rss_kib,
+    run_gateway,
+    simulator_pids,
+    summary_ms,
+    worker,
+)
 
 MODEL = "qwen3-coder"
 MODEL_KEY = "dashscope_qwen3_coder"
@@ -309,7 +320,9 @@ def table(result: dict[str, Any]) -> str:
         for r in result["relay"]:
             unit = "answer pushes/s" if r["kind"] == "baseline" else "SSE events/s"
             cpu = r.get("gateway_cpu_ms_per_req")
-            per_event = "" if not cpu else f"  ({cpu * 1000 / (r['events_per_s'] / r['req_per_s']):.0f} µs gateway CPU per event)"
+            per_event = ""
+            if cpu:
+                per_event = f"  ({cpu * 1000 / (r['events_per_s'] / r['req_per_s']):.0f} µs gateway CPU per event)"
             lines.append(f"  {r['kind']:18} {r['events_per_s']:10.0f} {unit}{per_event}")
         lines.append("")
     if result["scaling"]:

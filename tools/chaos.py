@@ -45,8 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import (API_KEY, HOST, Gateway, run_gateway, simulator_pids, stop_gateway,
-                      worker, zombies_of)
+from _harness import API_KEY, HOST, Gateway, run_gateway, simulator_pids, stop_gateway, worker, zombies_of
 from _http import Connection, Reply, parse_sse
 
 MODEL = "qwen3-coder"
@@ -182,7 +181,7 @@ class Run:
         try:
             reply = await asyncio.wait_for(conn.request("POST", path, body, headers), limit)
             outcome, why = judge(req, reply)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             conn.abort()
             if req["scenario"] == "disconnect":
                 outcome, why = "dropped", ""

@@ -151,7 +151,8 @@ def find_binary(settings: Settings, *, home: Path | None = None) -> Path | None:
         installed = _install_path(settings)
         if installed.is_dir():
             return check_executable(_binary_in(installed), "LINGMA_ARCHIVE")
-    root = Path(settings.lingma_data_dir).expanduser() if settings.lingma_data_dir else (home or Path.home()) / ".lingma"
+    default = (home or Path.home()) / ".lingma"
+    root = Path(settings.lingma_data_dir).expanduser() if settings.lingma_data_dir else default
     return find_in_layout(root, variable="LINGMA_DATA_DIR (with LINGMA_BINARY=auto)")
 
 

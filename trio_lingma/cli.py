@@ -1,4 +1,5 @@
-"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``tasks``, ``status``, ``drain``, ``bootstrap``, ``check-config``."""
+"""The ``trio-lingma`` command: ``serve``, ``simulate``, ``tasks``, ``status``, ``drain``, ``bootstrap``,
+``check-config``."""
 
 from __future__ import annotations
 
@@ -105,9 +106,9 @@ def _admin_get(args: argparse.Namespace, path: str, method: str = "GET") -> byte
         with urllib.request.urlopen(req, timeout=10) as response:
             return bytes(response.read())
     except urllib.error.HTTPError as exc:
-        raise SystemExit(f"trio-lingma: {url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}")
+        raise SystemExit(f"trio-lingma: {url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}") from None
     except urllib.error.URLError as exc:
-        raise SystemExit(f"trio-lingma: cannot reach {url}: {exc.reason}")
+        raise SystemExit(f"trio-lingma: cannot reach {url}: {exc.reason}") from None
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:

@@ -122,8 +122,8 @@ class Settings:
         _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "LOG_LEVEL",
                  "DEBUG, INFO, WARNING or ERROR")
         for name in ("start_timeout", "ping_interval", "ping_timeout", "first_token_timeout",
-                     "idle_timeout", "request_timeout", "drain_timeout", "body_timeout", "sse_ping_interval", "restart_initial",
-                     "queue_timeout", "session_ttl"):
+                     "idle_timeout", "request_timeout", "drain_timeout", "body_timeout", "sse_ping_interval",
+                     "restart_initial", "queue_timeout", "session_ttl"):
             env = attrs.fields_dict(type(self))[name].metadata["env"]
             _require(getattr(self, name) > 0, env, "a number of seconds > 0")
         _require(self.stop_grace >= 0, "LINGMA_STOP_GRACE", "a number of seconds >= 0")

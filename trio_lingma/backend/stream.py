@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..errors import GatewayError, UpstreamClosed, UpstreamError, event_from_error
+from ..protocol.agent_tools import ToolBridge, ToolPresenter
 from ..protocol.client_tools import ClientToolTurn, fresh_question, offers_tools, reply_question
 from ..protocol.conversation import ChatRequest, ToolCall
 from ..protocol.events import (
@@ -48,7 +49,6 @@ from ..protocol.events import (
     Usage,
 )
 from ..protocol.shaping import OutputShaper
-from ..protocol.agent_tools import ToolBridge, ToolPresenter
 from ..protocol.tokens import count_input_tokens
 from .dialects import Turn
 from .sessions import SessionEntry, answer_key, prefix_key

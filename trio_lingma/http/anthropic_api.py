@@ -142,4 +142,5 @@ class StreamBody:
             prelude = self._messages.start()
         if self._messages.done:
             return b""
-        return b"".join(_frame(item) for item in prelude) + b"".join(_frame(item) for item in self._messages.feed(event_from_error(exc)))
+        closing = self._messages.feed(event_from_error(exc))
+        return b"".join(_frame(item) for item in prelude) + b"".join(_frame(item) for item in closing)

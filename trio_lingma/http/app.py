@@ -18,12 +18,12 @@ from werkzeug.exceptions import HTTPException
 
 from ..backend.gateway import Gateway
 from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge
-from ..settings import Settings
 from ..observability.logs import current_request_id, new_request_id, set_request_id
 from ..observability.metrics import Metrics
 from ..observability.tasks import log_tree_on_signal
 from ..observability.usage import UsageLedger
 from ..protocol.tokens import count_text
+from ..settings import Settings
 from . import admin, anthropic_api, health, openai_api
 
 __all__ = ["create_app"]

@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from ..errors import GatewayError, InternalError, error_from_event
+from .anthropic_request import BILLING_HEADER_PREFIX, parse_count_tokens_request, parse_messages_request
 from .conversation import ChatRequest
 from .events import (
     Event,
@@ -49,8 +50,6 @@ from .events import (
     Usage,
 )
 from .tokens import count_input_tokens
-
-from .anthropic_request import BILLING_HEADER_PREFIX, parse_count_tokens_request, parse_messages_request
 
 __all__ = [
     "BILLING_HEADER_PREFIX",

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .events import ErrorKind, Event, Finish, FinishReason, StreamError, ThinkingDelta
 from .agent_tools import ToolAssembler
+from .events import ErrorKind, Event, Finish, FinishReason, StreamError, ThinkingDelta
 
 __all__ = [
     "CHAT_PUSHES",
