@@ -610,7 +610,6 @@ def test_error_body(exc: errors.GatewayError, status: int, error_type: str) -> N
 
 def test_ids() -> None:
     assert re.fullmatch(r"msg_01[0-9A-Za-z]{22}", adapter.new_message_id())
-    assert re.fullmatch(r"toolu_01[0-9A-Za-z]{22}", adapter.new_tool_use_id())
     assert adapter.new_message_id() != adapter.new_message_id()
 
 

@@ -32,7 +32,6 @@ from trio_lingma.protocol.openai import (
     error_body,
     models_list,
     new_completion_id,
-    new_tool_call_id,
     parse_chat_request,
 )
 
@@ -530,7 +529,6 @@ def test_models_list() -> None:
 def test_ids_are_fresh_and_prefixed() -> None:
     a, b = new_completion_id(), new_completion_id()
     assert a.startswith("chatcmpl-") and a != b
-    assert new_tool_call_id().startswith("call_")
 
 
 # --- nothing crashes ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import trio
 
 from ..errors import UpstreamClosed, UpstreamFailed, UpstreamTimeout
 from ..protocol import jsonrpc
+from ..protocol.acp import update_request_id
 from ..protocol.legacy import followup_request, push_request_id, reply_to_server_request
 from .transport import Transport, TransportClosed
 
@@ -212,7 +213,7 @@ class LingmaClient:
         call.done.set()
 
     def _route(self, method: str, params: Any) -> None:
-        request_id = push_request_id(params) or _meta_request_id(params)
+        request_id = push_request_id(params) or update_request_id(params)
         channel = self._turns.get(request_id) if request_id else None
         if channel is None:
             return
@@ -242,10 +243,3 @@ class LingmaClient:
         self._posted.clear()
         self._outbox_send.close()
 
-
-def _meta_request_id(params: Any) -> str | None:
-    """ACP pushes carry the correlation id in ``_meta["ai-coding/request-id"]`` (§3B)."""
-    if isinstance(params, dict) and isinstance(params.get("_meta"), dict):
-        rid = params["_meta"].get("ai-coding/request-id")
-        return rid if isinstance(rid, str) and rid else None
-    return None

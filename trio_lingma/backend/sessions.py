@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 
 from ..protocol.conversation import ChatRequest, Message, ToolCall, split_new_turn, tools_json
+from ..protocol.jsonutil import compact_json
 
 __all__ = ["CacheStats", "SessionCache", "SessionEntry", "answer_key", "prefix_key"]
 
@@ -76,7 +77,7 @@ def _arguments(arguments: str) -> Any:
 def _digest(model_key: str, request: ChatRequest, messages: Iterable[Message]) -> str:
     doc = [model_key, request.system.strip(), tools_json(request.tools),
            [_message_json(m) for m in messages]]
-    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    raw = compact_json(doc, sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

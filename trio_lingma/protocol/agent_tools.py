@@ -32,13 +32,13 @@ narrower match keeps ordinary code in the answer untouched.
 from __future__ import annotations
 
 import enum
-import json
 import re
 from typing import Any
 
 import attrs
 
 from .events import Event, TextDelta, ToolCallArgsDelta, ToolCallResult, ToolCallStart
+from .jsonutil import compact_json
 
 __all__ = [
     "MARKER_OPEN",
@@ -170,18 +170,15 @@ class _Call:
     ended: bool = False
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
 
 def _result_text(results: Any) -> str:
     """``results`` is a list of objects (§4.2): their ``content`` texts, else the JSON."""
     if not isinstance(results, list):
-        return "" if results is None else _compact(results)
+        return "" if results is None else compact_json(results)
     parts = []
     for item in results:
         content = item.get("content") if isinstance(item, dict) else None
-        parts.append(content if isinstance(content, str) else _compact(item))
+        parts.append(content if isinstance(content, str) else compact_json(item))
     return "\n".join(parts)
 
 
@@ -260,7 +257,7 @@ class ToolAssembler:
     def _learn_parameters(call: _Call, parameters: Any) -> None:
         # An empty object may just mean "not known yet" (INIT cards); a later card fills it in.
         if call.arguments is None and isinstance(parameters, dict) and parameters:
-            call.arguments = _compact(parameters)
+            call.arguments = compact_json(parameters)
 
     def _advance(self, call: _Call) -> list[Event]:
         out: list[Event] = []

@@ -62,7 +62,6 @@ __all__ = [
     "error_body",
     "error_type",
     "new_message_id",
-    "new_tool_use_id",
     "parse_count_tokens_request",
     "parse_messages_request",
 ]
@@ -355,7 +354,3 @@ def new_message_id() -> str:
     """A fresh ``msg_...`` id."""
     return _random_id("msg_")
 
-
-def new_tool_use_id() -> str:
-    """A fresh ``toolu_...`` id."""
-    return _random_id("toolu_")

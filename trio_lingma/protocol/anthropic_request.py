@@ -25,13 +25,13 @@ no schema that Lingma could use and no one here can execute them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from ..errors import InvalidRequest
 from .conversation import ChatRequest, Image, Message, ToolCall, ToolSpec
+from .jsonutil import compact_json
 
 __all__ = ["BILLING_HEADER_PREFIX", "parse_count_tokens_request", "parse_messages_request"]
 
@@ -111,9 +111,6 @@ def _tag(raw: dict[str, Any], path: Path, expected: Iterable[str]) -> str:
         )
     return str(kind)
 
-
-def _compact_json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------- requests
@@ -340,7 +337,7 @@ def _tool_use_block(raw: dict[str, Any], path: Path) -> ToolCall:
     return ToolCall(
         id=_as_str(_required(raw, "id", path), path + ("id",)),
         name=_as_str(_required(raw, "name", path), path + ("name",)),
-        arguments=_compact_json(_as_dict(_required(raw, "input", path), path + ("input",))),
+        arguments=compact_json(_as_dict(_required(raw, "input", path), path + ("input",))),
     )
 
 

@@ -62,6 +62,7 @@ from .events import (
     ToolCallArgsDelta,
     ToolCallStart,
 )
+from .jsonutil import compact_json
 
 __all__ = [
     "CALL_CLOSE",
@@ -105,13 +106,10 @@ def offers_tools(request: ChatRequest) -> bool:
     return bool(request.tools) and request.tool_choice != "none"
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
 
 def _tool_line(tool: ToolSpec) -> str:
     params = {k: v for k, v in tool.parameters.items() if k != "$schema"}
-    return _compact({"name": tool.name, "description": tool.description, "parameters": params})
+    return compact_json({"name": tool.name, "description": tool.description, "parameters": params})
 
 
 def _choice_rules(request: ChatRequest) -> list[str]:
@@ -563,7 +561,7 @@ class ToolCallFilter:
         if call.started:
             return []
         return [ToolCallStart(id=call.id, name=name, executed=False),
-                ToolCallArgsDelta(id=call.id, json=_compact(arguments))]
+                ToolCallArgsDelta(id=call.id, json=compact_json(arguments))]
 
     def _reject(self, call: _OpenCall, why: str, tool: str | None) -> list[Event]:
         if self.problem is None:
@@ -603,7 +601,7 @@ def reask_message(problem: CallProblem, box: Toolbox, *, accepted: int = 0) -> s
         lines.append(f"Your other {accepted} tool call(s) were accepted; do not repeat them.")
     tool = box.tools.get(problem.tool or "")
     if tool is not None:
-        lines.append(f"The arguments of `{tool.name}` must match this JSON Schema: {_compact(tool.parameters)}")
+        lines.append(f"The arguments of `{tool.name}` must match this JSON Schema: {compact_json(tool.parameters)}")
     else:
         lines.append("The tools are: " + ", ".join(f"`{n}`" for n in box.tools) + ".")
     lines += ["Reply again with only the corrected tool call, exactly in this form:",

@@ -31,10 +31,11 @@ is rendered as ``Tool call <id>: <name>(<JSON arguments>)``.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 import attrs
+
+from .jsonutil import compact_json
 
 __all__ = [
     "ChatRequest",
@@ -166,9 +167,5 @@ def _plain(msg: Message) -> str:
 
 def tools_json(tools: tuple[ToolSpec, ...]) -> str:
     """Canonical JSON of tool definitions (used for token counting)."""
-    return json.dumps(
-        [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools],
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    return compact_json([{"name": t.name, "description": t.description, "parameters": t.parameters}
+                         for t in tools], sort_keys=True)

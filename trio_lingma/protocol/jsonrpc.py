@@ -21,6 +21,8 @@ from typing import Any
 
 import attrs
 
+from .jsonutil import compact_json
+
 __all__ = [
     "ErrorResponse",
     "FrameDecoder",
@@ -272,7 +274,7 @@ def serialize(msg: Message) -> bytes:
             out.update(id=id_, result=result)
         case ErrorResponse(id=id_, error=error):
             out.update(id=id_, error=error.to_json())
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return compact_json(out).encode("utf-8")
 
 
 class Peer:

@@ -52,7 +52,6 @@ __all__ = [
     "error_body",
     "models_list",
     "new_completion_id",
-    "new_tool_call_id",
     "parse_chat_request",
 ]
 
@@ -553,7 +552,3 @@ def new_completion_id() -> str:
     """A fresh ``chatcmpl-…`` id."""
     return f"chatcmpl-{secrets.token_hex(16)}"
 
-
-def new_tool_call_id() -> str:
-    """A fresh ``call_…`` id for a tool call."""
-    return f"call_{secrets.token_hex(12)}"

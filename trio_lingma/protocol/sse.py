@@ -12,9 +12,10 @@ A line that starts with ``:`` is a comment: clients ignore it, which makes it a 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from .jsonutil import compact_json
 
 __all__ = ["DONE", "comment", "encode_event"]
 
@@ -26,7 +27,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 def encode_event(data: dict[str, Any] | str, *, event: str | None = None) -> bytes:
     """One SSE frame: optional ``event:`` line, then the data (a JSON object or raw text)."""
-    text = data if isinstance(data, str) else _compact_json(data)
+    text = data if isinstance(data, str) else compact_json(data)
     lines = [] if event is None else [f"event: {_single_line(event, 'event')}"]
     lines += [f"data: {line}" for line in _LINE_BREAK.split(text)]
     return ("\n".join(lines) + "\n\n").encode("utf-8")
@@ -37,9 +38,6 @@ def comment(text: str) -> bytes:
     lines = [f": {line}" if line else ":" for line in _LINE_BREAK.split(text)]
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
-
-def _compact_json(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _single_line(value: str, field: str) -> str:
