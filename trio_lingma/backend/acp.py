@@ -43,8 +43,8 @@ from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
 from ..protocol import acp
 from ..protocol.events import Event
 from ..protocol.jsonrpc import METHOD_NOT_FOUND
+from .cleanup import shielded_cleanup
 from .client import LingmaClient, Push
-from .legacy import CLEANUP_TIMEOUT
 
 __all__ = ["AcpDialect", "AcpTurnStream", "DialectMismatch", "is_method_missing"]
 
@@ -246,7 +246,7 @@ class AcpDialect:
 
     async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None:
         """``session/cancel`` + ``chat/stop`` fallback, shielded and bounded."""
-        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+        with shielded_cleanup():
             try:
                 await client.notify("session/cancel", acp.cancel_params(session_id, request_id))
                 await client.call("chat/stop", {"requestId": request_id, "sessionId": session_id})
@@ -258,7 +258,7 @@ class AcpDialect:
         conn = self._connections.get(client)
         if conn is not None:
             conn.models.pop(session_id, None)
-        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+        with shielded_cleanup():
             for legacy_key in (False, True):
                 try:
                     params = acp.delete_session_params(session_id, legacy_key=legacy_key)

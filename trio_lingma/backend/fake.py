@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..protocol import jsonrpc
+from .cleanup import shielded_cleanup
 from .transport import MemoryTransport, memory_transport_pair
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class FakeLingma:
                                 nursery.start_soon(self._answer, transport, peer, message,
                                                    name=f"{self.name} {message.method}")
         finally:
-            with trio.CancelScope(shield=True):
+            with shielded_cleanup(1.0):
                 await transport.aclose()
 
     async def _answer(self, transport: MemoryTransport, peer: jsonrpc.Peer, message: jsonrpc.Request) -> None:

@@ -50,6 +50,7 @@ from ..protocol.legacy import logged_in, not_logged_in_reason
 from ..settings import Settings
 from ..testing import free_port
 from .backoff import restart_delay
+from .cleanup import shielded_cleanup
 from .client import LingmaClient
 from .dialects import Dialect, Handshake, handshake, make_dialect
 from .pool import InstanceSnapshot, InstanceState, after_probe
@@ -288,7 +289,7 @@ class Instance:
     async def _send_polite_exit(self, transport: Transport) -> None:
         """Ask the runtime to exit (LSP ``shutdown`` + ``exit``), shielded and bounded."""
         peer = jsonrpc.Peer(first_id=1_000_000)
-        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+        with shielded_cleanup(1.0):
             try:
                 await transport.send(peer.send_request("shutdown")[1])
                 await transport.send(peer.send_notification("exit"))

@@ -19,14 +19,12 @@ from .. import __version__
 from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
 from ..protocol.events import Event
 from ..protocol.legacy import LegacyTurn, ask_accepted, ask_params, initialize_params
+from .cleanup import shielded_cleanup
 from .client import LingmaClient
 
 __all__ = ["LegacyDialect", "TurnStream"]
 
 log = logging.getLogger(__name__)
-
-#: How long clean-up calls (chat/stop, deleting a session) may take, shielded.
-CLEANUP_TIMEOUT = 2.0
 
 
 class TurnStream:
@@ -105,7 +103,7 @@ class LegacyDialect:
 
     async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None:
         """``chat/stop``, shielded and bounded: runs even while the caller is cancelled."""
-        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+        with shielded_cleanup():
             try:
                 await client.call("chat/stop", {"requestId": request_id, "sessionId": session_id})
             except UpstreamError as exc:
@@ -113,7 +111,7 @@ class LegacyDialect:
 
     async def delete_session(self, client: LingmaClient, session_id: str) -> None:
         """``chat/deleteSessionById``, shielded and bounded."""
-        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+        with shielded_cleanup():
             try:
                 await client.call("chat/deleteSessionById", {"sessionId": session_id})
             except UpstreamError as exc:

@@ -21,6 +21,7 @@ import trio
 import trio_websocket
 
 from ..errors import UpstreamUnavailable
+from .cleanup import shielded_cleanup
 
 __all__ = [
     "MemoryTransport",
@@ -132,7 +133,7 @@ async def open_websocket_transport(url: str, *, source: str = "") -> AsyncIterat
             try:
                 yield WebSocketTransport(ws)
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                with shielded_cleanup(1.0):
                     await ws.aclose()
                 nursery.cancel_scope.cancel()
     finally:
