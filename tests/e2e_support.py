@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -17,7 +18,7 @@ import httpx
 from trio_lingma.testing import free_port, simulator_pids, stop_process
 
 __all__ = ["API_KEY", "VARIANTS", "RunningGateway", "free_port", "run_gateway", "run_variant",
-           "run_simulator", "simulator_pids", "stop"]
+           "run_simulator", "simulator_pids", "stop", "wait_for"]
 
 API_KEY = "sk-test-key"
 
@@ -147,3 +148,14 @@ def run_variant(tmp: Path, variant: str, *, env: dict[str, str] | None = None) -
                 yield gateway
     else:
         raise ValueError(variant)
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from .e2e_support import run_gateway
+from .e2e_support import run_gateway, wait_for
 
 
 def test_metrics_usage_status_and_task_tree(tmp_path: Path) -> None:
@@ -100,7 +100,6 @@ def test_json_logs_carry_the_request_id_and_no_secrets(tmp_path: Path) -> None:
 
 def test_metrics_during_a_stream_show_it_in_flight(tmp_path: Path) -> None:
     import threading
-    import time
 
     with run_gateway(tmp_path) as gw:
         body = {"model": "qwen3-coder", "stream": True,
@@ -118,8 +117,11 @@ def test_metrics_during_a_stream_show_it_in_flight(tmp_path: Path) -> None:
         assert started.wait(10)
         during = httpx.get(f"{gw.url}/metrics").text
         thread.join(30)
-        time.sleep(0.2)  # the turn's clean-up (session cache) runs just after the last byte
-        after = httpx.get(f"{gw.url}/metrics").text
+        def settled() -> str | None:  # the turn's clean-up runs just after the last byte
+            text = httpx.get(f"{gw.url}/metrics").text
+            return text if 'trio_lingma_in_flight{instance="0"} 0.0' in text else None
+
+        after = wait_for(settled)
     assert 'trio_lingma_in_flight{instance="0"} 1.0' in during
     assert 'trio_lingma_in_flight{instance="0"} 0.0' in after
     assert 'trio_lingma_requests_total{protocol="openai",route="/v1/chat/completions",status="200"} 1.0' in after

@@ -4,7 +4,6 @@ and a one-slot gateway under a burst. ``sim/stats`` tells what actually reached 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ import trio_websocket
 
 from trio_lingma.protocol import jsonrpc
 
-from .e2e_support import RunningGateway, run_gateway, simulator_pids
+from .e2e_support import RunningGateway, run_gateway, simulator_pids, wait_for
 
 
 async def _sim_stats(port: int) -> Any:
@@ -39,16 +38,6 @@ def sim_stats(gw: RunningGateway) -> list[dict[str, Any]]:
 
 def all_asks(gw: RunningGateway) -> list[dict[str, Any]]:
     return [ask for stats in sim_stats(gw) for ask in stats["asks"]]
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def _chat(gw: RunningGateway, messages: list[dict[str, str]], **extra: Any) -> httpx.Response:
