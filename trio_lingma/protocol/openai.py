@@ -17,8 +17,9 @@ OpenAI clients stitch argument fragments together); a final chunk with an empty 
 ``choices: []`` and the usage (every other chunk then says ``usage: null``). A failure after
 headers were sent cannot change the status, so it is streamed as ``{"error": {...}}``, the shape
 OpenAI itself uses mid-stream, and the route then writes nothing more: no ``data: [DONE]``, so
-clients see the stream did not complete. :func:`build_completion` folds the same events into
-one ``chat.completion`` object. :func:`error_body` is the single place deciding error ``type``.
+clients see the stream did not complete. :func:`build_completion` folds the chunks of the same
+stream into one ``chat.completion`` object. :func:`error_body` is the single place deciding
+error ``type``.
 """
 
 from __future__ import annotations
@@ -441,66 +442,73 @@ class ChunkStream:
     }
 
 
-@attrs.define
-class _Accumulated:
-    text: list[str] = attrs.Factory(list)
-    thinking: list[str] = attrs.Factory(list)
-    calls: dict[str, dict[str, Any]] = attrs.Factory(dict)
-    usage: Usage | None = None
-    finish: Finish | None = None
-
-
-def _accumulate(events: Iterable[Event]) -> _Accumulated:
-    acc = _Accumulated()
-    for event in events:
-        if isinstance(event, StreamError):
-            raise error_from_event(event)
-        if isinstance(event, TextDelta):
-            acc.text.append(event.text)
-        elif isinstance(event, ThinkingDelta):
-            acc.thinking.append(event.text)
-        elif isinstance(event, (ToolCallStart, ToolCallArgsDelta)):
-            _add_tool_event(acc.calls, event)
-        elif isinstance(event, Usage):
-            acc.usage = event
-        elif isinstance(event, Finish):
-            acc.finish = event
-            break
-    return acc
-
-
-def _add_tool_event(calls: dict[str, dict[str, Any]], event: ToolCallStart | ToolCallArgsDelta) -> None:
-    blank = {"id": event.id, "type": "function", "function": {"name": "", "arguments": ""}}
-    call = calls.setdefault(event.id, blank)
-    if isinstance(event, ToolCallStart):
-        call["function"]["name"] = event.name
-    else:
-        call["function"]["arguments"] += event.json
-
-
 def build_completion(
     events: Iterable[Event], *, completion_id: str, model: str, created: int
 ) -> dict[str, Any]:
-    """The non-streaming ``chat.completion`` object; a StreamError raises its GatewayError."""
-    acc = _accumulate(events)
-    if acc.finish is None:
+    """The non-streaming ``chat.completion`` object; a StreamError raises its GatewayError.
+
+    It folds the chunks :class:`ChunkStream` makes of the same events (as a client's
+    accumulator would), so the two responses can never disagree.
+    """
+    stream = ChunkStream(completion_id=completion_id, model=model, created=created, include_usage=True)
+    folded = _CompletionBuilder()
+    for event in events:
+        if isinstance(event, StreamError):
+            raise error_from_event(event)
+        for chunk in stream.feed(event):
+            folded.add(chunk)
+        if stream.done:
+            break
+    if not stream.succeeded:
         raise InternalError("the response stream ended without a finish event")
-    text = "".join(acc.text)
-    message: dict[str, Any] = {"role": "assistant", "content": text if text or not acc.calls else None}
-    if acc.thinking:
-        message["reasoning_content"] = "".join(acc.thinking)
-    if acc.calls:
-        message["tool_calls"] = [_with_default_args(c) for c in acc.calls.values()]
-    reason = _FINISH_REASONS[acc.finish.reason]
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [choice],
-        "usage": _usage_json(acc.usage),
+        "choices": [folded.choice()],
+        "usage": folded.usage,
     }
+
+
+class _CompletionBuilder:
+    """Fold ``chat.completion.chunk`` objects into the one message they describe."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.thinking: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, int] = _usage_json(None)
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        if not chunk["choices"]:  # the usage chunk
+            self.usage = chunk["usage"]
+            return
+        choice = chunk["choices"][0]
+        delta = choice["delta"]
+        self.text.append(delta.get("content") or "")
+        if "reasoning_content" in delta:
+            self.thinking.append(delta["reasoning_content"])
+        for piece in delta.get("tool_calls", ()):
+            self._add_call(piece)
+        self.finish_reason = choice["finish_reason"] or self.finish_reason
+
+    def _add_call(self, piece: dict[str, Any]) -> None:
+        blank = {"id": piece.get("id", ""), "type": "function", "function": {"name": "", "arguments": ""}}
+        call = self.calls.setdefault(piece["index"], blank)
+        function = piece["function"]
+        call["function"]["name"] = function.get("name") or call["function"]["name"]
+        call["function"]["arguments"] += function.get("arguments", "")
+
+    def choice(self) -> dict[str, Any]:
+        text = "".join(self.text)
+        message: dict[str, Any] = {"role": "assistant", "content": text if text or not self.calls else None}
+        if self.thinking:
+            message["reasoning_content"] = "".join(self.thinking)
+        if self.calls:
+            message["tool_calls"] = [_with_default_args(c) for c in self.calls.values()]
+        return {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
 
 
 def _with_default_args(call: dict[str, Any]) -> dict[str, Any]:
