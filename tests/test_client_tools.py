@@ -27,6 +27,7 @@ from trio_lingma.protocol.client_tools import (
     parse_tool_calls,
     reply_question,
 )
+from trio_lingma.protocol.client_tools._scan import Expect, JsonScan
 from trio_lingma.protocol.conversation import ChatRequest, Message, ToolSpec, flatten
 from trio_lingma.protocol.events import (
     ErrorKind,
@@ -432,3 +433,23 @@ def test_a_stray_closing_tag_never_joins_the_text_around_it_into_a_tag() -> None
     for incremental in (True, False):
         (text, calls), _, _ = _run("<tool_call</tool_call>>", [], incremental=incremental)
         assert CALL_OPEN not in text and calls == []
+
+
+def test_the_json_scanner_finds_name_and_arguments_while_the_body_streams() -> None:
+    body = '{"name": "get_weather", "arguments": {"city": "Paris", "days": [1, 2]}, "x": 1}'
+    scan = JsonScan()
+    at = 0
+    for end in range(1, len(body) + 1):  # one character at a time
+        at = scan.scan(body[:end], at)
+        if end == body.index(',') + 1:
+            assert scan.name() == "get_weather" and scan.expect is Expect.KEY
+    assert scan.done and not scan.bad and at == len(body)
+    assert body[scan.args_at : scan.args_end] == '{"city": "Paris", "days": [1, 2]}'
+    assert scan.fields["x"] == "1"
+
+
+@pytest.mark.parametrize("body", ['["name"]', '{"name" "x"}', '{"name": "x" "y"}', '{"a"}'])
+def test_the_json_scanner_gives_up_on_what_is_not_an_object(body: str) -> None:
+    scan = JsonScan()
+    scan.scan(body, 0)
+    assert scan.bad and not scan.done
