@@ -13,12 +13,15 @@ import pytest
 import trio
 from trio_websocket import wrap_client_stream
 
-from trio_lingma.backend.acp import AcpDialect, DialectMismatch
+from trio_lingma.backend.acp import AcpConnection, DialectMismatch
+from trio_lingma.backend.acp import initialize as acp_initialize
 from trio_lingma.backend.client import LingmaClient
-from trio_lingma.backend.dialects import AutoDialect, handshake, make_dialect
-from trio_lingma.backend.legacy import LegacyDialect
+from trio_lingma.backend.dialects import Connection, detect, handshake, make_dialect
+from trio_lingma.backend.legacy import LegacyConnection
+from trio_lingma.backend.legacy import initialize as legacy_initialize
 from trio_lingma.backend.transport import MemoryTransport, WebSocketTransport, memory_transport_pair
 from trio_lingma.errors import UpstreamClosed
+from trio_lingma.observability.tasks import task_tree
 from trio_lingma.protocol import acp, jsonrpc
 from trio_lingma.protocol.events import (
     ErrorKind,
@@ -149,9 +152,9 @@ def test_simulator_translates_the_legacy_plan() -> None:
 
 
 def test_registry() -> None:
-    assert isinstance(make_dialect("acp"), AcpDialect)
-    assert isinstance(make_dialect("legacy"), LegacyDialect)
-    assert isinstance(make_dialect("auto"), AutoDialect)
+    assert make_dialect("acp") is acp_initialize
+    assert make_dialect("legacy") is legacy_initialize
+    assert make_dialect("auto") is detect
     with pytest.raises(ConfigError, match="LINGMA_DIALECT"):
         make_dialect("cosy")
 
@@ -215,12 +218,14 @@ async def _serve_quietly(client: LingmaClient) -> None:
         await client.serve()
 
 
-async def _handshaken(link: tuple[LingmaClient, FakeServer], dialect: AcpDialect) -> None:
+async def _handshaken(link: tuple[LingmaClient, FakeServer]) -> Connection:
     client, server = link
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.handshake)
-        info = await handshake(dialect, client, "/tmp", timeout=5)
+        connection, info = await handshake(acp_initialize, client, "/tmp", timeout=5)
     assert info.logged_in and info.models == (("kmodel", "Kimi", False),)
+    assert isinstance(connection, AcpConnection) and connection.client is client
+    return connection
 
 
 def _turn_kw(request_id: str, session_id: str = "gateway-uuid", **kw: Any) -> dict[str, Any]:
@@ -252,18 +257,21 @@ async def _drain(turn: Any) -> list[Event]:
 
 async def test_two_interleaved_turns_and_a_stray_request(link: tuple[LingmaClient, FakeServer]) -> None:
     client, server = link
-    dialect = AcpDialect()
     results: dict[str, tuple[str | None, list[Event]]] = {}
 
     async def run(rid: str) -> None:
-        async with dialect.open_turn(client, **_turn_kw(rid)) as turn:
+        async with dialect.open_turn(**_turn_kw(rid)) as turn:
             results[rid] = (turn.session_id, await _drain(turn))
 
     with trio.fail_after(5):
-        await _handshaken(link, dialect)
+        dialect = await _handshaken(link)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run, "r1")
             prompt1 = await _open_session(server, "S1")
+            await trio.testing.wait_all_tasks_blocked()
+            # the prompt task runs in the connection's nursery, named, beside the writer
+            readers = _tasks_named(task_tree(), "_serve_quietly")
+            assert [c["name"] for r in readers for c in r["children"]] == ["test writer", "test session/prompt r1"]
             nursery.start_soon(run, "r2")
             prompt2 = await _open_session(server, "S2")
             assert prompt1.params["_meta"][acp.META_REQUEST_ID] == "r1"
@@ -288,15 +296,19 @@ async def test_prompt_response_alone_ends_the_turn_after_queued_updates(
     link: tuple[LingmaClient, FakeServer],
 ) -> None:
     client, server = link
-    dialect = AcpDialect()
     with trio.fail_after(5):
-        await _handshaken(link, dialect)
+        dialect = await _handshaken(link)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_serve_one_turn_without_finish, server)
-            async with dialect.open_turn(client, **_turn_kw("r1")) as turn:
+            async with dialect.open_turn(**_turn_kw("r1")) as turn:
                 await trio.testing.wait_all_tasks_blocked()
                 events = await _drain(turn)
     assert events == [TextDelta(text="a"), TextDelta(text="b"), Finish()]
+
+
+def _tasks_named(node: dict[str, Any], suffix: str) -> list[dict[str, Any]]:
+    here = [node] if node["name"].endswith(suffix) else []
+    return here + [found for child in node["children"] for found in _tasks_named(child, suffix)]
 
 
 async def _serve_one_turn_without_finish(server: FakeServer) -> None:
@@ -308,7 +320,6 @@ async def _serve_one_turn_without_finish(server: FakeServer) -> None:
 
 async def test_reused_session_skips_new_and_set_model(link: tuple[LingmaClient, FakeServer]) -> None:
     client, server = link
-    dialect = AcpDialect()
 
     async def serve_two() -> None:
         prompt = await _open_session(server, "S1")
@@ -321,16 +332,16 @@ async def test_reused_session_skips_new_and_set_model(link: tuple[LingmaClient, 
         await server.error(prompt, -32602, "no such model")
 
     with trio.fail_after(5):
-        await _handshaken(link, dialect)
+        dialect = await _handshaken(link)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve_two)
-            async with dialect.open_turn(client, **_turn_kw("r1")) as turn:
+            async with dialect.open_turn(**_turn_kw("r1")) as turn:
                 assert await _drain(turn) == [Finish()]
-            async with dialect.open_turn(client, **_turn_kw("r2", session_id="S1", is_reply=True)) as turn:
+            async with dialect.open_turn(**_turn_kw("r2", session_id="S1", is_reply=True)) as turn:
                 assert turn.session_id == "S1"
                 assert await _drain(turn) == [Finish()]
             with pytest.raises(Exception, match="no such model"):
-                async with dialect.open_turn(client, **_turn_kw("r3", session_id="S1", model_key="other")):
+                async with dialect.open_turn(**_turn_kw("r3", session_id="S1", model_key="other")):
                     pass  # pragma: no cover
 
 
@@ -345,19 +356,18 @@ async def test_missing_session_new_is_a_dialect_mismatch(link: tuple[LingmaClien
         async with trio.open_nursery() as nursery:
             nursery.start_soon(vscode_runtime)
             with pytest.raises(DialectMismatch, match="LINGMA_DIALECT=legacy") as info:
-                await handshake(AcpDialect(), client, "/tmp", timeout=5)
+                await handshake(acp_initialize, client, "/tmp", timeout=5)
     assert "session/new" in info.value.message
 
 
 async def test_missing_session_new_at_turn_time(link: tuple[LingmaClient, FakeServer]) -> None:
     client, server = link
-    dialect = AcpDialect()
     with trio.fail_after(5):
-        await _handshaken(link, dialect)
+        dialect = await _handshaken(link)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(lambda: _refuse(server, "session/new", -32601))
             with pytest.raises(DialectMismatch, match="LINGMA_DIALECT"):
-                async with dialect.open_turn(client, **_turn_kw("r1")):
+                async with dialect.open_turn(**_turn_kw("r1")):
                     pass  # pragma: no cover
 
 
@@ -367,7 +377,6 @@ async def _refuse(server: FakeServer, method: str, code: int) -> None:
 
 async def test_failed_set_model_deletes_the_new_session(link: tuple[LingmaClient, FakeServer]) -> None:
     client, server = link
-    dialect = AcpDialect()
 
     async def serve() -> None:
         await server.reply(await server.expect("session/new"), {"id": "S9"})
@@ -380,17 +389,16 @@ async def test_failed_set_model_deletes_the_new_session(link: tuple[LingmaClient
         await server.reply(retry, None)
 
     with trio.fail_after(5):
-        await _handshaken(link, dialect)
+        dialect = await _handshaken(link)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve)
             with pytest.raises(Exception, match="boom"):
-                async with dialect.open_turn(client, **_turn_kw("r1")):
+                async with dialect.open_turn(**_turn_kw("r1")):
                     pass  # pragma: no cover
 
 
 async def test_leaving_early_cancels_upstream(link: tuple[LingmaClient, FakeServer]) -> None:
     client, server = link
-    dialect = AcpDialect()
     seen: list[Any] = []
 
     async def serve() -> None:
@@ -403,11 +411,11 @@ async def test_leaving_early_cancels_upstream(link: tuple[LingmaClient, FakeServ
         await server.reply(prompt, {"stopReason": "cancelled"})  # late: nobody waits
 
     with trio.fail_after(5):
-        await _handshaken(link, dialect)
+        dialect = await _handshaken(link)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve)
             with trio.CancelScope() as scope:
-                async with dialect.open_turn(client, **_turn_kw("r1")) as turn:
+                async with dialect.open_turn(**_turn_kw("r1")) as turn:
                     assert await turn.receive() == [TextDelta(text="a")]
                     scope.cancel()  # e.g. the HTTP client went away
                     await trio.sleep_forever()
@@ -419,7 +427,6 @@ async def test_leaving_early_cancels_upstream(link: tuple[LingmaClient, FakeServ
 
 async def test_connection_lost_mid_turn(link: tuple[LingmaClient, FakeServer]) -> None:
     client, server = link
-    dialect = AcpDialect()
 
     async def serve() -> None:
         await _open_session(server, "S1")
@@ -427,10 +434,10 @@ async def test_connection_lost_mid_turn(link: tuple[LingmaClient, FakeServer]) -
         await server.transport.aclose()
 
     with trio.fail_after(5):
-        await _handshaken(link, dialect)
+        dialect = await _handshaken(link)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve)
-            async with dialect.open_turn(client, **_turn_kw("r1")) as turn:
+            async with dialect.open_turn(**_turn_kw("r1")) as turn:
                 assert await turn.receive() == [TextDelta(text="a")]
                 with pytest.raises(UpstreamClosed):
                     await turn.receive()
@@ -438,17 +445,16 @@ async def test_connection_lost_mid_turn(link: tuple[LingmaClient, FakeServer]) -
 
 async def test_prompt_error_response_is_a_stream_error(link: tuple[LingmaClient, FakeServer]) -> None:
     client, server = link
-    dialect = AcpDialect()
 
     async def serve() -> None:
         prompt = await _open_session(server, "S1")
         await server.error(prompt, -32603, "quota exceeded")
 
     with trio.fail_after(5):
-        await _handshaken(link, dialect)
+        dialect = await _handshaken(link)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve)
-            async with dialect.open_turn(client, **_turn_kw("r1")) as turn:
+            async with dialect.open_turn(**_turn_kw("r1")) as turn:
                 events = await _drain(turn)
     assert len(events) == 1 and isinstance(events[0], StreamError)
     assert "quota exceeded" in events[0].message
@@ -488,8 +494,8 @@ async def connect(ports: SimulatorPorts) -> AsyncIterator[LingmaClient]:
             nursery.cancel_scope.cancel()
 
 
-async def _ask(dialect: Any, client: LingmaClient, question: str, **kw: Any) -> tuple[str | None, list[Event]]:
-    async with dialect.open_turn(client, **_turn_kw(kw.pop("rid", "req-1"), question=question, **kw)) as turn:
+async def _ask(dialect: Connection, question: str, **kw: Any) -> tuple[str | None, list[Event]]:
+    async with dialect.open_turn(**_turn_kw(kw.pop("rid", "req-1"), question=question, **kw)) as turn:
         return turn.session_id, await _drain(turn)
 
 
@@ -499,24 +505,23 @@ async def _stats(client: LingmaClient) -> dict[str, Any]:
 
 
 async def test_simulator_acp_turns(acp_sim: SimulatorPorts, tmp_path: Path) -> None:
-    dialect = AcpDialect()
     with trio.fail_after(10):
         async with connect(acp_sim) as client:
-            info = await handshake(dialect, client, str(tmp_path), timeout=5)
+            dialect, info = await handshake(acp_initialize, client, str(tmp_path), timeout=5)
             assert info.logged_in and ("dashscope_qwen3_coder", "qwen3-coder", False) in info.models
-            session, events = await _ask(dialect, client, "hello", model_key="dashscope_qwen3_coder")
+            session, events = await _ask(dialect, "hello", model_key="dashscope_qwen3_coder")
             texts = "".join(e.text for e in events if isinstance(e, TextDelta))
             assert texts == "Echo: hello" and events[-1] == Finish()
             assert any(isinstance(e, Usage) for e in events)
             assert session is not None and session != "gateway-uuid"
-            _, thought = await _ask(dialect, client, "[sim think] why", rid="req-2", session_id=session,
+            _, thought = await _ask(dialect, "[sim think] why", rid="req-2", session_id=session,
                                     model_key="dashscope_qwen3_coder", is_reply=True)
             assert any(isinstance(e, ThinkingDelta) for e in thought)
-            _, stray = await _ask(dialect, client, "[sim stray] x", rid="req-3")
+            _, stray = await _ask(dialect, "[sim stray] x", rid="req-3")
             assert stray[-1] == Finish()
-            _, failed = await _ask(dialect, client, "[sim error status=503 after=1] x", rid="req-4")
+            _, failed = await _ask(dialect, "[sim error status=503 after=1] x", rid="req-4")
             assert isinstance(failed[-1], StreamError) and "503" in failed[-1].message
-            await dialect.delete_session(client, session)
+            await dialect.delete_session(session)
             stats = await _stats(client)
     assert [a["requestId"] for a in stats["asks"]] == ["req-1", "req-2", "req-3", "req-4"]
     assert stats["asks"][1]["sessionId"] == session and stats["asks"][1]["isReply"]
@@ -526,14 +531,13 @@ async def test_simulator_acp_turns(acp_sim: SimulatorPorts, tmp_path: Path) -> N
 
 
 async def test_simulator_acp_cancel(acp_sim: SimulatorPorts, tmp_path: Path) -> None:
-    dialect = AcpDialect()
     with trio.fail_after(10):
         async with connect(acp_sim) as client:
-            await handshake(dialect, client, str(tmp_path), timeout=5)
-            async with dialect.open_turn(client, **_turn_kw("hung", question="[sim hang after=1] x")) as turn:
+            dialect, _ = await handshake(acp_initialize, client, str(tmp_path), timeout=5)
+            async with dialect.open_turn(**_turn_kw("hung", question="[sim hang after=1] x")) as turn:
                 assert await turn.receive() == [TextDelta(text="Echo: x")]
             # the cancelled turn still works afterwards: the connection is healthy
-            _, events = await _ask(dialect, client, "after", rid="next")
+            _, events = await _ask(dialect, "after", rid="next")
             assert events[-1] == Finish()
             stats = await _stats(client)
     assert "hung" in stats["stops"]
@@ -545,23 +549,21 @@ async def test_simulator_vscode_runtime_is_reported(nursery: trio.Nursery, tmp_p
     with trio.fail_after(10):
         async with connect(ports) as client:
             with pytest.raises(DialectMismatch, match="LINGMA_DIALECT"):
-                await handshake(AcpDialect(), client, str(tmp_path), timeout=5)
-            auto = AutoDialect()
-            await handshake(auto, client, str(tmp_path), timeout=5)
-            assert auto.chosen(client) is auto.legacy
+                await handshake(acp_initialize, client, str(tmp_path), timeout=5)
+            connection, _ = await handshake(detect, client, str(tmp_path), timeout=5)
+            assert isinstance(connection, LegacyConnection)
 
 
 @pytest.mark.parametrize("sim_dialect", ["legacy", "acp"])
 async def test_auto_detects_the_dialect(nursery: trio.Nursery, tmp_path: Path, sim_dialect: str) -> None:
     config = SimulatorConfig(work_dir=tmp_path, dialect=sim_dialect)
     ports: SimulatorPorts = await nursery.start(serve_simulator, config)
-    auto = AutoDialect()
     with trio.fail_after(10):
         async with connect(ports) as client:
-            info = await handshake(auto, client, str(tmp_path), timeout=5)
+            connection, info = await handshake(detect, client, str(tmp_path), timeout=5)
             assert info.models and info.logged_in
-            assert auto.chosen(client).name == sim_dialect
-            _, events = await _ask(auto, client, "hello")
-            await auto.ping(client, timeout=5)
+            assert connection.name == sim_dialect and connection.client is client
+            _, events = await _ask(connection, "hello")
+            await connection.ping(timeout=5)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Echo: hello"
     assert events[-1] == Finish()

@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from trio_lingma.backend.client import LingmaClient
-from trio_lingma.backend.legacy import LegacyDialect
+from trio_lingma.backend.legacy import LegacyConnection
 from trio_lingma.backend.transport import MemoryTransport, memory_transport_pair
 from trio_lingma.errors import UpstreamClosed, UpstreamFailed, UpstreamTimeout
 from trio_lingma.protocol import jsonrpc
@@ -151,8 +151,8 @@ async def test_legacy_turn_events(link: tuple[LingmaClient, FakeServer]) -> None
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(script)
-            async with LegacyDialect().open_turn(
-                client, request_id="r1", session_id="s1", question="ping", model_key="k",
+            async with LegacyConnection(client).open_turn(
+                request_id="r1", session_id="s1", question="ping", model_key="k",
                 is_reply=False, mode="chat", timeout=5,
             ) as turn:
                 events = []
@@ -179,8 +179,8 @@ async def test_leaving_a_turn_early_sends_chat_stop(link: tuple[LingmaClient, Fa
         async with trio.open_nursery() as nursery:
             nursery.start_soon(script)
             with trio.CancelScope() as scope:
-                async with LegacyDialect().open_turn(
-                    client, request_id="r9", session_id="s9", question="q", model_key="k",
+                async with LegacyConnection(client).open_turn(
+                    request_id="r9", session_id="s9", question="q", model_key="k",
                     is_reply=False, mode="chat", timeout=5,
                 ) as turn:
                     assert await turn.receive() == [TextDelta(text="partial")]
@@ -200,8 +200,8 @@ async def test_failed_finish_becomes_stream_error(link: tuple[LingmaClient, Fake
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(script)
-            async with LegacyDialect().open_turn(
-                client, request_id="r1", session_id="s1", question="q", model_key="k",
+            async with LegacyConnection(client).open_turn(
+                request_id="r1", session_id="s1", question="q", model_key="k",
                 is_reply=False, mode="chat", timeout=5,
             ) as turn:
                 (event,) = await turn.receive()

@@ -182,9 +182,9 @@ async def test_instance_attaches_and_reattaches(nursery: trio.Nursery, tmp_path:
         async with trio.open_nursery() as runtime:
             await runtime.start(serve_simulator, SimulatorConfig(work_dir=ide, dialect="acp"))
             await nursery.start(instance.run, name="lingma[0] supervisor")
-            assert instance.client is not None and instance.handshake is not None
-            async with instance.dialect.open_turn(
-                instance.client, request_id="r1", session_id="fresh", question="hi", model_key="",
+            assert instance.connection is not None and instance.handshake is not None
+            async with instance.connection.open_turn(
+                request_id="r1", session_id="fresh", question="hi", model_key="",
                 is_reply=False, mode="chat", timeout=5,
             ) as turn:
                 events = []
@@ -197,7 +197,8 @@ async def test_instance_attaches_and_reattaches(nursery: trio.Nursery, tmp_path:
             await runtime.start(serve_simulator, SimulatorConfig(work_dir=ide, dialect="acp"))
             await _wait_for(instance, lambda i: i.ready)
             assert instance.life == 2
-            await instance.dialect.ping(instance.client, timeout=5)  # type: ignore[arg-type]
+            assert instance.connection is not None
+            await instance.connection.ping(timeout=5)
             runtime.cancel_scope.cancel()
 
 

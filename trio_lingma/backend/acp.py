@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-:class:`AcpDialect` has exactly the public interface of
-:class:`~trio_lingma.backend.legacy.LegacyDialect`, so an instance can hold either.
+:func:`initialize` binds the dialect to one connection: the :class:`AcpConnection` it returns
+has exactly the interface of :class:`~trio_lingma.backend.legacy.LegacyConnection`
+(:class:`~trio_lingma.backend.dialects.Connection`), and the instance holds it for one life.
 
 * **Sessions belong to the runtime.** ``session/new`` assigns the id, so ``open_turn`` creates a
   session whenever it is given an id it did not create on this connection (the gateway passes a
@@ -12,10 +13,11 @@ Theory of operation
   is sent only when the model changes (LP's reuse mode). If anything fails before the turn is
   handed out, the session just created is deleted again so it cannot leak.
 * **The prompt answers last.** ``session/prompt``'s response arrives only when the turn ends
-  (§3B.3), so it is awaited in its own named task while the caller reads updates. The dialect
-  interface gives us no nursery, and a nursery opened inside ``open_turn`` would outlive cancel
-  scopes its caller opens and closes around it; so the task is a trio *system* task under a
-  cancel scope this turn owns and cancels on exit. It never raises: its outcome is handed to the
+  (§3B.3), so it is awaited in its own named task while the caller reads updates. A nursery
+  opened inside ``open_turn`` would outlive cancel scopes its caller opens and closes around it,
+  so the task runs in the connection's own nursery (:meth:`LingmaClient.start_task`, next to the
+  reader and writer, in the task tree) under a cancel scope this turn owns and cancels on exit;
+  it ends with the connection at the latest. It never raises: its outcome is handed to the
   stream, which first drains every update already routed (the reader routes a ``chat_finish``
   before it resolves the response) and only then lets the response end the turn.
 * **Leaving early** sends ``session/cancel`` (ACP's notification) and legacy ``chat/stop`` as a
@@ -30,7 +32,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,7 +47,7 @@ from ..protocol.jsonrpc import METHOD_NOT_FOUND
 from .cleanup import shielded_cleanup
 from .client import LingmaClient, Push
 
-__all__ = ["AcpDialect", "AcpTurnStream", "DialectMismatch", "is_method_missing"]
+__all__ = ["AcpConnection", "AcpTurnStream", "DialectMismatch", "initialize", "is_method_missing"]
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,6 @@ def is_method_missing(exc: UpstreamError) -> bool:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@attrs.define
-class _Connection:
-    """What the dialect knows about one client connection: its cwd and the sessions it made."""
-
-    cwd: str
-    models: dict[str, str] = attrs.field(factory=dict)  # session id → model key last set
 
 
 @attrs.frozen
@@ -121,9 +114,7 @@ class AcpTurnStream:
             try:
                 push = await self._next_push()
             except (trio.EndOfChannel, trio.ClosedResourceError):
-                if self._client.closed:
-                    raise UpstreamClosed("the Lingma runtime went away during the answer") from None
-                raise UpstreamError("the answer could not be delivered fast enough") from None
+                raise self._client.turn_lost() from None
             if push is None:
                 events = self._end_from_outcome()
             elif isinstance(push, Push):
@@ -174,42 +165,41 @@ async def _run_prompt(client: LingmaClient, params: dict[str, Any], stream: AcpT
             stream.settle(_Outcome(result=result))
 
 
-class AcpDialect:
-    """``initialize{protocolVersion:1}`` / ``session/*`` (lingma-protocol.md §3B)."""
+async def initialize(client: LingmaClient, workdir: str) -> AcpConnection:
+    """``initialize{protocolVersion}``, then a probe session (DialectMismatch without one)."""
+    params = acp.initialize_params(client_version=__version__, now_ms=_now_ms())
+    await client.call("initialize", params)
+    connection = AcpConnection(client, workdir)
+    await connection.probe()
+    return connection
+
+
+class AcpConnection:
+    """``session/*`` over one connection (lingma-protocol.md §3B): its cwd and the sessions it made."""
 
     name = "acp"
     #: The desktop app owns the login: a runtime without ``auth/status`` is taken as logged in.
     auth_optional = True
 
-    def __init__(self) -> None:
-        self._connections: weakref.WeakKeyDictionary[LingmaClient, _Connection] = weakref.WeakKeyDictionary()
+    def __init__(self, client: LingmaClient, cwd: str) -> None:
+        self.client = client
+        self.cwd = cwd
+        self._models: dict[str, str] = {}  # session id → model key last set
 
     def __repr__(self) -> str:
-        return f"<AcpDialect connections={len(self._connections)}>"
+        return f"<AcpConnection {self.client.name} sessions={len(self._models)}>"
 
-    def attach(self, client: LingmaClient, workdir: str) -> None:
-        """Remember a connection whose ``initialize`` was already sent (auto-detection)."""
-        self._connections[client] = _Connection(cwd=workdir)
-
-    async def initialize(self, client: LingmaClient, workdir: str) -> None:
-        """``initialize{protocolVersion}``, then a probe session (DialectMismatch without one)."""
-        params = acp.initialize_params(client_version=__version__, now_ms=_now_ms())
-        await client.call("initialize", params)
-        self.attach(client, workdir)
-        await self.probe(client)
-
-    async def probe(self, client: LingmaClient) -> None:
+    async def probe(self) -> None:
         """Create and delete a session: DialectMismatch if ``session/new`` is missing."""
-        session_id = await self._new_session(client, math.inf)
-        await self.delete_session(client, session_id)
+        session_id = await self._new_session(math.inf)
+        await self.delete_session(session_id)
 
-    async def ping(self, client: LingmaClient, *, timeout: float) -> None:
-        await client.call("ping", timeout=timeout)
+    async def ping(self, *, timeout: float) -> None:
+        await self.client.ping(timeout=timeout)
 
     @asynccontextmanager
     async def open_turn(
         self,
-        client: LingmaClient,
         *,
         request_id: str,
         session_id: str,
@@ -219,15 +209,15 @@ class AcpDialect:
         mode: str,
         timeout: float,
     ) -> AsyncIterator[AcpTurnStream]:
-        conn = self._connection(client)
-        created = session_id not in conn.models
+        client = self.client
+        created = session_id not in self._models
         if created:
-            session_id = await self._new_session(client, timeout)
+            session_id = await self._new_session(timeout)
         try:
-            await self._set_model(client, conn, session_id, model_key, timeout)
+            await self._set_model(session_id, model_key, timeout)
         except BaseException:
             if created:
-                await self.delete_session(client, session_id)
+                await self.delete_session(session_id)
             raise
         with client.subscribe(request_id) as pushes:
             turn = acp.AcpTurn(request_id, session_id)
@@ -235,34 +225,32 @@ class AcpDialect:
             params = acp.prompt_params(session_id=session_id, request_id=request_id, question=question,
                                        model_key=model_key, mode=mode)
             scope = trio.CancelScope()
-            trio.lowlevel.spawn_system_task(_run_prompt, client, params, stream, scope,
-                                            name=f"{client.name} session/prompt {request_id[:8]}")
+            client.start_task(_run_prompt, client, params, stream, scope,
+                              name=f"{client.name} session/prompt {request_id[:8]}")
             try:
                 yield stream
             finally:
                 if not turn.finished and not client.closed:
-                    await self.stop(client, request_id, session_id)
+                    await self.stop(request_id, session_id)
                 scope.cancel()
 
-    async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None:
+    async def stop(self, request_id: str, session_id: str) -> None:
         """``session/cancel`` + ``chat/stop`` fallback, shielded and bounded."""
         with shielded_cleanup():
             try:
-                await client.notify("session/cancel", acp.cancel_params(session_id, request_id))
-                await client.call("chat/stop", {"requestId": request_id, "sessionId": session_id})
+                await self.client.notify("session/cancel", acp.cancel_params(session_id, request_id))
+                await self.client.call("chat/stop", {"requestId": request_id, "sessionId": session_id})
             except UpstreamError as exc:
                 log.info("stopping %s failed: %s", request_id, exc.message)
 
-    async def delete_session(self, client: LingmaClient, session_id: str) -> None:
+    async def delete_session(self, session_id: str) -> None:
         """``chat/deleteSessionById {sessionId}``, retried as ``{id}``; shielded and bounded."""
-        conn = self._connections.get(client)
-        if conn is not None:
-            conn.models.pop(session_id, None)
+        self._models.pop(session_id, None)
         with shielded_cleanup():
             for legacy_key in (False, True):
                 try:
                     params = acp.delete_session_params(session_id, legacy_key=legacy_key)
-                    await client.call("chat/deleteSessionById", params)
+                    await self.client.call("chat/deleteSessionById", params)
                     return
                 except UpstreamClosed:
                     return
@@ -271,16 +259,10 @@ class AcpDialect:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _connection(self, client: LingmaClient) -> _Connection:
-        conn = self._connections.get(client)
-        if conn is None:
-            raise UpstreamError(f"{client.name}: no ACP handshake on this connection")
-        return conn
-
-    async def _new_session(self, client: LingmaClient, timeout: float) -> str:
-        conn = self._connection(client)
+    async def _new_session(self, timeout: float) -> str:
+        client = self.client
         try:
-            result = await client.call("session/new", acp.new_session_params(conn.cwd, now_ms=_now_ms()),
+            result = await client.call("session/new", acp.new_session_params(self.cwd, now_ms=_now_ms()),
                                        timeout=timeout)
         except UpstreamFailed as exc:
             if is_method_missing(exc):
@@ -289,14 +271,12 @@ class AcpDialect:
         session_id = acp.parse_session_id(result)
         if session_id is None:
             raise UpstreamFailed(f"{client.name}: session/new returned no session id: {result!r}")
-        conn.models[session_id] = ""
+        self._models[session_id] = ""
         return session_id
 
-    async def _set_model(self, client: LingmaClient, conn: _Connection, session_id: str,
-                         model_key: str, timeout: float) -> None:
-        if not model_key or conn.models.get(session_id) == model_key:
+    async def _set_model(self, session_id: str, model_key: str, timeout: float) -> None:
+        if not model_key or self._models.get(session_id) == model_key:
             return
         params = acp.set_model_params(session_id, model_key, now_ms=_now_ms())
-        await client.call("session/set_model", params, timeout=timeout)
-        conn.models[session_id] = model_key
-
+        await self.client.call("session/set_model", params, timeout=timeout)
+        self._models[session_id] = model_key

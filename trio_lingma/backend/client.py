@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import attrs
 import trio
 
-from ..errors import UpstreamClosed, UpstreamFailed, UpstreamTimeout
+from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed, UpstreamTimeout
 from ..protocol import jsonrpc
 from ..protocol.acp import update_request_id
 from ..protocol.legacy import followup_request, push_request_id, reply_to_server_request
@@ -71,6 +71,7 @@ class LingmaClient:
         self._posted: dict[int | str, str] = {}  # our fire-and-forget requests: id → method
         self._outbox_send, self._outbox_receive = trio.open_memory_channel[str](OUTBOX)
         self._closed: str | None = None
+        self._nursery: trio.Nursery | None = None
         self.unanswered_errors = 0
 
     def __repr__(self) -> str:
@@ -85,11 +86,13 @@ class LingmaClient:
         """Run the reader and the writer until the connection ends (then raise UpstreamClosed)."""
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._write_loop, name=f"{self.name} writer")
                 task_status.started()
                 await self._read_loop()
                 nursery.cancel_scope.cancel()
         finally:
+            self._nursery = None
             self._close(self._closed or "connection closed")
         raise UpstreamClosed(f"{self.name}: {self._closed}")
 
@@ -108,6 +111,23 @@ class LingmaClient:
             self._calls.pop(id_, None)
             self._peer.forget(id_)
         return self._result(method, call.message)
+
+    async def ping(self, *, timeout: float) -> None:
+        """The health probe every dialect uses: ``ping``, answered within ``timeout`` seconds."""
+        await self.call("ping", timeout=timeout)
+
+    def start_task(self, async_fn: Callable[..., Awaitable[object]], *args: object, name: str) -> None:
+        """Run a task that belongs to this connection (it ends with it; it shows in the tree)."""
+        self._check_open()
+        assert self._nursery is not None, "serve() is not running"
+        self._nursery.start_soon(async_fn, *args, name=name)
+
+    def turn_lost(self) -> UpstreamError:
+        """Why a turn's push channel ended early: the connection went away, or the turn's
+        consumer fell so far behind that the reader gave up on it."""
+        if self.closed:
+            return UpstreamClosed("the Lingma runtime went away during the answer")
+        return UpstreamError("the answer could not be delivered fast enough")
 
     async def notify(self, method: str, params: Any = None) -> None:
         self._check_open()

@@ -1,28 +1,30 @@
-"""The Lingma dialects by name (``LINGMA_DIALECT``), and auto-detection at handshake.
+"""The Lingma dialects by name (``LINGMA_DIALECT``), the handshake, and auto-detection.
 
 Theory of operation
 -------------------
-``legacy`` (``chat/*``, §3A) and ``acp`` (``session/*``, §3B) have the same interface
-(:class:`Dialect`), so an instance holds one object and never asks which it is.
+``legacy`` (``chat/*``, §3A) and ``acp`` (``session/*``, §3B) are each an ``initialize``
+function that speaks the dialect's ``initialize`` over a fresh client connection and returns a
+:class:`Connection`: the dialect bound to that connection, with one interface (ping, open a
+turn, stop, delete a session). An instance holds that object for one life and never asks which
+dialect it is; it dies with the connection, so nothing keeps per-connection state elsewhere.
 
-``auto`` decides per connection, during the handshake, with one rule: **legacy unless the
-runtime answers ``session/new``**. It sends one ``initialize`` carrying both parameter styles
-(LSP ``rootUri``/``workspaceFolders`` and ACP ``protocolVersion``; real binaries accepted each
-style, §2.1), then probes ``session/new``: a session id means ACP (the probe session is deleted
-at once); -32601 or any other error means legacy. A runtime serving both families (OC saw
-legacy callbacks inside ACP turns) is therefore driven as ACP.
-
-:func:`handshake` is the one handshake sequence: the dialect's own ``initialize`` step, then
+:func:`handshake` is the one handshake sequence: the dialect's ``initialize`` step, then
 ``auth/status`` and ``config/queryModels``, the same in every dialect (§2.2, §5), all under one
 deadline.
+
+``auto`` (:func:`detect`) decides per connection, with one rule: **legacy unless the runtime
+answers ``session/new``**. It sends one ``initialize`` carrying both parameter styles (LSP
+``rootUri``/``workspaceFolders`` and ACP ``protocolVersion``; real binaries accepted each style,
+§2.1), then probes ``session/new``: a session id means ACP (the probe session is deleted at
+once); -32601 or any other error means legacy. A runtime serving both families (OC saw legacy
+callbacks inside ACP turns) is therefore driven as ACP.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -35,17 +37,20 @@ from ..protocol import acp
 from ..protocol.events import Event
 from ..protocol.legacy import AUTH_LOGGED_IN, initialize_params, parse_models
 from ..settings import ConfigError
-from .acp import AcpDialect, DialectMismatch, is_method_missing
+from . import acp as acp_dialect
+from . import legacy as legacy_dialect
+from .acp import AcpConnection, DialectMismatch, is_method_missing
 from .client import LingmaClient
-from .legacy import LegacyDialect
+from .legacy import LegacyConnection
 
 __all__ = [
     "DIALECTS",
-    "AutoDialect",
-    "Dialect",
+    "Connection",
     "DialectMismatch",
     "Handshake",
+    "Initialize",
     "Turn",
+    "detect",
     "detect_dialect",
     "handshake",
     "make_dialect",
@@ -76,31 +81,34 @@ class Turn(Protocol):
     async def receive(self) -> list[Event]: ...
 
 
-class Dialect(Protocol):
-    """The interface every dialect offers an instance and the gateway."""
+class Connection(Protocol):
+    """A dialect bound to one client connection, held by an instance for one life."""
 
     name: str
+    client: LingmaClient
     #: True when a runtime without ``auth/status`` counts as logged in.
     auth_optional: bool
 
-    async def initialize(self, client: LingmaClient, workdir: str) -> None: ...
+    async def ping(self, *, timeout: float) -> None: ...
 
-    async def ping(self, client: LingmaClient, *, timeout: float) -> None: ...
+    def open_turn(self, *, request_id: str, session_id: str, question: str, model_key: str,
+                  is_reply: bool, mode: str, timeout: float) -> AbstractAsyncContextManager[Turn]: ...
 
-    def open_turn(self, client: LingmaClient, *, request_id: str, session_id: str, question: str,
-                  model_key: str, is_reply: bool, mode: str,
-                  timeout: float) -> AbstractAsyncContextManager[Turn]: ...
+    async def stop(self, request_id: str, session_id: str) -> None: ...
 
-    async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None: ...
-
-    async def delete_session(self, client: LingmaClient, session_id: str) -> None: ...
+    async def delete_session(self, session_id: str) -> None: ...
 
 
-async def handshake(dialect: Dialect, client: LingmaClient, workdir: str, *, timeout: float) -> Handshake:
+#: A dialect: its ``initialize`` over a fresh connection (``client``, ``workdir``).
+Initialize = Callable[[LingmaClient, str], Awaitable[Connection]]
+
+
+async def handshake(initialize: Initialize, client: LingmaClient, workdir: str, *,
+                    timeout: float) -> tuple[Connection, Handshake]:
     """The dialect's ``initialize``, then :func:`read_handshake`, within ``timeout`` seconds."""
     with trio.fail_after(timeout):
-        await dialect.initialize(client, workdir)
-        return await read_handshake(client, auth_optional=dialect.auth_optional)
+        connection = await initialize(client, workdir)
+        return connection, await read_handshake(client, auth_optional=connection.auth_optional)
 
 
 async def read_handshake(client: LingmaClient, *, auth_optional: bool) -> Handshake:
@@ -121,6 +129,16 @@ async def read_handshake(client: LingmaClient, *, auth_optional: bool) -> Handsh
     return Handshake(models=tuple(parse_models(models)), logged_in=logged_in, auth_status=auth)
 
 
+async def detect(client: LingmaClient, workdir: str) -> Connection:
+    """``LINGMA_DIALECT=auto``: one ``initialize`` in both styles, then :func:`detect_dialect`."""
+    await client.call("initialize", _merged_initialize(workdir))
+    found = await detect_dialect(client, workdir)
+    log.info("%s: detected the %s dialect", client.name, found)
+    if found == "acp":
+        return AcpConnection(client, workdir)
+    return LegacyConnection(client, auth_optional=True)
+
+
 async def detect_dialect(client: LingmaClient, workdir: str) -> str:
     """``"acp"`` if the runtime answers ``session/new`` (the probe session is deleted), else ``"legacy"``.
 
@@ -138,7 +156,7 @@ async def detect_dialect(client: LingmaClient, workdir: str) -> str:
     if session_id is None:
         log.info("%s: session/new returned %r: legacy dialect", client.name, result)
         return "legacy"
-    await AcpDialect().delete_session(client, session_id)
+    await AcpConnection(client, workdir).delete_session(session_id)
     return "acp"
 
 
@@ -148,61 +166,17 @@ def _merged_initialize(workdir: str) -> dict[str, object]:
     return {**legacy, **ours}
 
 
-class AutoDialect:
-    """Detects the dialect of each connection at handshake, then delegates to it."""
-
-    name = "auto"
-    auth_optional = True
-
-    def __init__(self) -> None:
-        self.legacy = LegacyDialect()
-        self.acp = AcpDialect()
-        self._chosen: weakref.WeakKeyDictionary[LingmaClient, Dialect] = weakref.WeakKeyDictionary()
-
-    def __repr__(self) -> str:
-        return f"<AutoDialect connections={len(self._chosen)}>"
-
-    def chosen(self, client: LingmaClient) -> Dialect:
-        """The dialect detected for ``client`` (legacy before its handshake)."""
-        return self._chosen.get(client, self.legacy)
-
-    async def initialize(self, client: LingmaClient, workdir: str) -> None:
-        await client.call("initialize", _merged_initialize(workdir))
-        found = await detect_dialect(client, workdir)
-        if found == "acp":
-            self.acp.attach(client, workdir)
-        self._chosen[client] = self.acp if found == "acp" else self.legacy
-        log.info("%s: detected the %s dialect", client.name, found)
-
-    async def ping(self, client: LingmaClient, *, timeout: float) -> None:
-        await self.chosen(client).ping(client, timeout=timeout)
-
-    def open_turn(self, client: LingmaClient, *, request_id: str, session_id: str, question: str,
-                  model_key: str, is_reply: bool, mode: str,
-                  timeout: float) -> AbstractAsyncContextManager[Turn]:
-        return self.chosen(client).open_turn(
-            client, request_id=request_id, session_id=session_id, question=question,
-            model_key=model_key, is_reply=is_reply, mode=mode, timeout=timeout)
-
-    async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None:
-        await self.chosen(client).stop(client, request_id, session_id)
-
-    async def delete_session(self, client: LingmaClient, session_id: str) -> None:
-        await self.chosen(client).delete_session(client, session_id)
-
-
-#: ``LINGMA_DIALECT`` value → factory; one explicit table (style.md §2).
-DIALECTS: dict[str, Callable[[], Dialect]] = {
-    "legacy": LegacyDialect,
-    "acp": AcpDialect,
-    "auto": AutoDialect,
+#: ``LINGMA_DIALECT`` value → its ``initialize``; one explicit table (style.md §2).
+DIALECTS: dict[str, Initialize] = {
+    "legacy": legacy_dialect.initialize,
+    "acp": acp_dialect.initialize,
+    "auto": detect,
 }
 
 
-def make_dialect(name: str) -> Dialect:
-    """A fresh dialect object for ``LINGMA_DIALECT=name`` (ConfigError naming the variable)."""
+def make_dialect(name: str) -> Initialize:
+    """The ``initialize`` of ``LINGMA_DIALECT=name`` (ConfigError naming the variable)."""
     try:
-        factory = DIALECTS[name]
+        return DIALECTS[name]
     except KeyError:
         raise ConfigError(f"LINGMA_DIALECT: must be one of {', '.join(DIALECTS)}, not {name!r}") from None
-    return factory()

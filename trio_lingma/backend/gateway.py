@@ -351,10 +351,10 @@ class Gateway:
     async def _delete(self, entry: SessionEntry) -> None:
         """``chat/deleteSessionById`` on the owning instance (shielded, bounded by the dialect)."""
         instance = self.instances[entry.instance]
-        client = instance.client
-        if instance.life != entry.life or client is None or client.closed:
+        connection = instance.connection
+        if instance.life != entry.life or connection is None or connection.client.closed:
             return  # the session ended with the process that held it
-        await instance.dialect.delete_session(client, entry.session_id)
+        await connection.delete_session(entry.session_id)
 
     def idle(self) -> bool:
         """Nothing in flight or queued, and no session deletion pending."""

@@ -52,7 +52,7 @@ from ..testing import free_port
 from .backoff import restart_delay
 from .cleanup import shielded_cleanup
 from .client import LingmaClient
-from .dialects import Dialect, Handshake, handshake, make_dialect
+from .dialects import Connection, Handshake, Initialize, handshake, make_dialect
 from .pool import InstanceSnapshot, InstanceState, after_probe
 from .transport import Transport, TransportClosed, open_websocket_transport
 
@@ -85,7 +85,7 @@ def _nothing() -> None:
 class Instance:
     """A Lingma runtime owned by this gateway. Run :meth:`run` in a nursery."""
 
-    def __init__(self, index: int, settings: Settings, *, dialect: Dialect | None = None,
+    def __init__(self, index: int, settings: Settings, *, dialect: Initialize | None = None,
                  connector: Connector | None = None) -> None:
         self.index = index
         self.name = f"lingma[{index}]"
@@ -95,6 +95,8 @@ class Instance:
         self.limiter = trio.CapacityLimiter(settings.lingma_concurrency)
         self.state = InstanceState.STARTING
         self.client: LingmaClient | None = None
+        #: The dialect bound to this life's connection (set by the handshake, READY with it).
+        self.connection: Connection | None = None
         self.handshake: Handshake | None = None
         self.pid: int | None = None
         self.ws_port: int | None = None
@@ -175,6 +177,7 @@ class Instance:
 
     def _forget_connection(self) -> None:
         self.client = None
+        self.connection = None
         self.pid = None
 
     async def _one_life(self, on_ready: object) -> None:
@@ -244,15 +247,15 @@ class Instance:
         client = LingmaClient(transport, name=self.name)
         async with trio.open_nursery() as nursery:
             await nursery.start(client.serve, name=f"{self.name} reader pid={self.pid}")
-            self.handshake = await handshake(self.dialect, client, str(self.workdir),
-                                             timeout=self.settings.start_timeout)
+            connection, self.handshake = await handshake(self.dialect, client, str(self.workdir),
+                                                         timeout=self.settings.start_timeout)
             if not self.handshake.logged_in:
                 await self._wait_for_login(client, self.handshake.auth_status)
-            self.client = client
+            self.client, self.connection = client, connection
             self.life += 1
             self._set_state(InstanceState.READY)
             on_ready()  # type: ignore[operator]
-            await self._probe_forever(client)
+            await self._probe_forever(connection)
             nursery.cancel_scope.cancel()
 
     async def _wait_for_login(self, client: LingmaClient, auth: object) -> None:
@@ -267,13 +270,13 @@ class Instance:
         assert self.handshake is not None  # set by the handshake that found us logged out
         self.handshake = attrs.evolve(self.handshake, logged_in=True, auth_status=auth)
 
-    async def _probe_forever(self, client: LingmaClient) -> None:
+    async def _probe_forever(self, connection: Connection) -> None:
         """Ping on an interval; UNHEALTHY after one failure, restart after several in a row."""
         failures = 0
         while True:
             await trio.sleep(self.settings.ping_interval)
             try:
-                await self.dialect.ping(client, timeout=self.settings.ping_timeout)
+                await connection.ping(timeout=self.settings.ping_timeout)
                 ok = True
             except UpstreamError as exc:
                 ok = False

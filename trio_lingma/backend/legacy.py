@@ -16,13 +16,13 @@ from typing import Any
 import trio
 
 from .. import __version__
-from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed
+from ..errors import UpstreamError, UpstreamFailed
 from ..protocol.events import Event
 from ..protocol.legacy import LegacyTurn, ask_accepted, ask_params, initialize_params
 from .cleanup import shielded_cleanup
 from .client import LingmaClient
 
-__all__ = ["LegacyDialect", "TurnStream"]
+__all__ = ["LegacyConnection", "TurnStream", "initialize"]
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +49,38 @@ class TurnStream:
             try:
                 push = await self._pushes.receive()
             except (trio.EndOfChannel, trio.ClosedResourceError):
-                if self._client.closed:
-                    raise UpstreamClosed("the Lingma runtime went away during the answer") from None
-                raise UpstreamError("the answer could not be delivered fast enough") from None
+                raise self._client.turn_lost() from None
             events = self._turn.feed(push.method, push.params)
             if events:
                 return events
 
 
-class LegacyDialect:
-    """``initialize`` / ``chat/ask`` / ``chat/stop`` (lingma-protocol.md §2, §3A)."""
+async def initialize(client: LingmaClient, workdir: str) -> LegacyConnection:
+    """LSP-style ``initialize`` (never ``initialized``, §2.1): the connection now speaks legacy."""
+    await client.call("initialize", initialize_params(workdir, client_version=__version__))
+    return LegacyConnection(client)
+
+
+class LegacyConnection:
+    """``chat/ask`` / ``chat/stop`` over one connection (lingma-protocol.md §2, §3A)."""
 
     name = "legacy"
-    #: A legacy runtime always answers ``auth/status``; a missing method fails the handshake.
-    auth_optional = False
 
-    async def initialize(self, client: LingmaClient, workdir: str) -> None:
-        """LSP-style ``initialize`` (never ``initialized``, §2.1)."""
-        await client.call("initialize", initialize_params(workdir, client_version=__version__))
+    def __init__(self, client: LingmaClient, *, auth_optional: bool = False) -> None:
+        self.client = client
+        #: A legacy runtime always answers ``auth/status``; a missing method fails the handshake
+        #: (auto-detection, which also spoke ACP's initialize, is as lenient as ACP).
+        self.auth_optional = auth_optional
 
-    async def ping(self, client: LingmaClient, *, timeout: float) -> None:
-        await client.call("ping", timeout=timeout)
+    def __repr__(self) -> str:
+        return f"<LegacyConnection {self.client.name}>"
+
+    async def ping(self, *, timeout: float) -> None:
+        await self.client.ping(timeout=timeout)
 
     @asynccontextmanager
     async def open_turn(
         self,
-        client: LingmaClient,
         *,
         request_id: str,
         session_id: str,
@@ -88,6 +94,7 @@ class LegacyDialect:
             request_id=request_id, session_id=session_id, question=question,
             model_key=model_key, is_reply=is_reply, mode=mode,
         )
+        client = self.client
         with client.subscribe(request_id) as pushes:
             result = await client.call("chat/ask", params, timeout=timeout)
             ok, why = ask_accepted(result)
@@ -99,20 +106,20 @@ class LegacyDialect:
                 yield TurnStream(client, pushes, turn)
             finally:
                 if not turn.finished and not client.closed:
-                    await self.stop(client, request_id, turn.session_id or session_id)
+                    await self.stop(request_id, turn.session_id or session_id)
 
-    async def stop(self, client: LingmaClient, request_id: str, session_id: str) -> None:
+    async def stop(self, request_id: str, session_id: str) -> None:
         """``chat/stop``, shielded and bounded: runs even while the caller is cancelled."""
         with shielded_cleanup():
             try:
-                await client.call("chat/stop", {"requestId": request_id, "sessionId": session_id})
+                await self.client.call("chat/stop", {"requestId": request_id, "sessionId": session_id})
             except UpstreamError as exc:
                 log.info("chat/stop for %s failed: %s", request_id, exc.message)
 
-    async def delete_session(self, client: LingmaClient, session_id: str) -> None:
+    async def delete_session(self, session_id: str) -> None:
         """``chat/deleteSessionById``, shielded and bounded."""
         with shielded_cleanup():
             try:
-                await client.call("chat/deleteSessionById", {"sessionId": session_id})
+                await self.client.call("chat/deleteSessionById", {"sessionId": session_id})
             except UpstreamError as exc:
                 log.info("deleting session %s failed: %s", session_id, exc.message)

@@ -96,11 +96,11 @@ class Attempt:
         await self._ask(question, model_key, is_reply=True, mode=mode, timeout=timeout)
 
     async def _ask(self, question: str, model_key: str, *, is_reply: bool, mode: str, timeout: float) -> None:
-        client = self.instance.client
-        if client is None or client.closed:
+        connection = self.instance.connection
+        if connection is None or connection.client.closed:
             raise UpstreamClosed(f"{self.instance.name} went away before the question was sent")
-        turn = self.instance.dialect.open_turn(
-            client, request_id=uuid.uuid4().hex, session_id=self.session_id, question=question,
+        turn = connection.open_turn(
+            request_id=uuid.uuid4().hex, session_id=self.session_id, question=question,
             model_key=model_key, is_reply=is_reply, mode=mode, timeout=timeout)
         self.turn = entered = await self._stack.enter_async_context(turn)
         # ACP runtimes assign the session id (session/new): cache and delete under theirs.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..conversation import ChatRequest
 from ..events import ErrorKind, Event, Finish, FinishReason, StreamError, TextDelta
-from ._filter import CallProblem, ParsedCall, ToolCallFilter, Toolbox, new_call_id
+from ._filter import CallProblem, ParsedCall, Toolbox, ToolCallFilter, new_call_id
 from ._prompt import reask_text
 
 __all__ = ["ClientToolTurn", "reask_message"]
