@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import trio
 
@@ -69,14 +69,17 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[int] = trio.
     log.info("trio-lingma stopped")
 
 
-async def _cancel_on_next_signal(signals: object, scope: trio.CancelScope) -> None:
-    async for signum in signals:  # type: ignore[attr-defined]
+async def _cancel_on_next_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
+    async for signum in signals:
         log.warning("received %s again: stopping now", signal.Signals(signum).name)
         scope.cancel()
         return
 
 
-async def _run_hypercorn(hypercorn_serve, app, config, shutdown, *, task_status=trio.TASK_STATUS_IGNORED):  # type: ignore[no-untyped-def]
+async def _run_hypercorn(hypercorn_serve: Callable[..., Awaitable[None]], app: object, config: object,
+                         shutdown: trio.Event, *,
+                         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """``nursery.start`` takes no keyword arguments: this passes hypercorn's."""
     await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
 
 

@@ -235,7 +235,7 @@ class LingmaClient:
     def _route(self, method: str, params: Any) -> None:
         request_id = push_request_id(params) or update_request_id(params)
         channel = self._turns.get(request_id) if request_id else None
-        if channel is None:
+        if channel is None or request_id is None:
             return
         try:
             channel.send_nowait(Push(method, params))

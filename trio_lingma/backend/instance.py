@@ -180,7 +180,7 @@ class Instance:
         self.connection = None
         self.pid = None
 
-    async def _one_life(self, on_ready: object) -> None:
+    async def _one_life(self, on_ready: Callable[[], None]) -> None:
         if self._connector is not None:
             async with self._connector(self) as transport:
                 await self._serve_connection(transport, on_ready)
@@ -234,7 +234,7 @@ class Instance:
             log.warning("%s: pid %d ignored SIGTERM for %.1f s; killing", self.name, process.pid, grace)
             process.kill()
 
-    async def _connected_life(self, port: int, on_ready: object) -> None:
+    async def _connected_life(self, port: int, on_ready: Callable[[], None]) -> None:
         # open_websocket_transport owns the TCP stream: trio-websocket 0.12's client leaves the
         # socket open when the server closes first (a crashed runtime), so we close it ourselves.
         async with open_websocket_transport(f"ws://127.0.0.1:{port}/") as transport:
@@ -243,7 +243,7 @@ class Instance:
             finally:
                 await self._send_polite_exit(transport)
 
-    async def _serve_connection(self, transport: Transport, on_ready: object) -> None:
+    async def _serve_connection(self, transport: Transport, on_ready: Callable[[], None]) -> None:
         client = LingmaClient(transport, name=self.name)
         async with trio.open_nursery() as nursery:
             await nursery.start(client.serve, name=f"{self.name} reader pid={self.pid}")
@@ -254,7 +254,7 @@ class Instance:
             self.client, self.connection = client, connection
             self.life += 1
             self._set_state(InstanceState.READY)
-            on_ready()  # type: ignore[operator]
+            on_ready()
             await self._probe_forever(connection)
             nursery.cancel_scope.cancel()
 

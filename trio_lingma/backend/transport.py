@@ -140,7 +140,7 @@ async def open_websocket_transport(url: str, *, source: str = "") -> AsyncIterat
         await trio.aclose_forcefully(stream)
 
 
-async def _open_stream(host: str, port: int, secure: bool) -> trio.abc.Stream:
+async def _open_stream(host: str, port: int, secure: bool) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
     if secure:
         return await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl.create_default_context())
     return await trio.open_tcp_stream(host, port)

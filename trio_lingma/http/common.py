@@ -31,7 +31,8 @@ Renderer = Callable[[EventStream], AsyncIterator[bytes]]
 
 
 def gateway() -> Gateway:
-    return current_app.extensions["trio_lingma.gateway"]  # type: ignore[no-any-return]
+    found: Gateway = current_app.extensions["trio_lingma.gateway"]
+    return found
 
 
 def presented_key(headers: Any) -> str | None:

@@ -25,7 +25,7 @@ Nothing here does I/O; :mod:`trio_lingma.backend.acp` performs the calls.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from .events import ErrorKind, Event, Finish, FinishReason, StreamError, TextDelta, ThinkingDelta, Usage
 
@@ -221,7 +221,7 @@ def _error(kind: ErrorKind, what: str, detail: Any) -> StreamError:
     return StreamError(kind=kind, message=f"Lingma ended the turn: {what}", detail=detail)
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 

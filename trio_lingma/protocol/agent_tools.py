@@ -79,7 +79,13 @@ class Marker:
     status: str
 
 
-_PARTIAL = object()  # "could still become a marker": hold the text back
+class _Partial(enum.Enum):
+    """A typed sentinel (one member): the text could still become a marker, hold it back."""
+
+    PARTIAL = enum.auto()
+
+
+_PARTIAL = _Partial.PARTIAL
 
 
 def _header(header: str) -> Marker | None:
@@ -106,7 +112,7 @@ def _could_grow(rest: str) -> bool:
     return "\n" not in rest[newline:].lstrip("\n")  # body and closing fence are one line
 
 
-def _match_at(buf: str, at: int, *, final: bool) -> tuple[int, Marker] | object | None:
+def _match_at(buf: str, at: int, *, final: bool) -> tuple[int, Marker] | _Partial | None:
     """The one matcher: ``(end, marker)``, ``_PARTIAL`` (streaming only) or None."""
     found = _MARKER.match(buf, at)
     if found is not None and found.end() - at <= MARKER_MAX:
@@ -137,7 +143,7 @@ class MarkerFilter:
             if match is None:
                 search = tick + 1
                 continue
-            end, marker = match  # type: ignore[misc]
+            end, marker = match
             out += [buf[plain:tick], marker] if tick > plain else [marker]
             plain = search = end
         if buf[plain:]:

@@ -116,7 +116,7 @@ class MessageStream:
             raise RuntimeError("MessageStream.start() called twice")
         self._started = True
         usage = _usage_body(self._input_tokens, 0)
-        message = {
+        message: dict[str, Any] = {
             "id": self._message_id,
             "type": "message",
             "role": "assistant",

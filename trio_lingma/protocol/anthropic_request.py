@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from ..errors import InvalidRequest
-from .conversation import ChatRequest, Image, Message, ToolCall, ToolSpec
+from .conversation import ChatRequest, Image, Message, ToolCall, ToolChoice, ToolSpec
 from .jsonutil import compact_json
 
 __all__ = ["BILLING_HEADER_PREFIX", "parse_count_tokens_request", "parse_messages_request"]
@@ -240,7 +240,7 @@ def _no_parallel(value: object) -> bool:
     return isinstance(value, dict) and value.get("disable_parallel_tool_use") is True
 
 
-def _tool_choice(value: object) -> str | dict[str, str] | None:
+def _tool_choice(value: object) -> ToolChoice:
     """Protocol-neutral: ``"auto" | "required" | "none" | {"name": <tool>}`` (None: not given)."""
     if value is None:
         return None
@@ -251,7 +251,10 @@ def _tool_choice(value: object) -> str | dict[str, str] | None:
         _as_bool(raw["disable_parallel_tool_use"], path + ("disable_parallel_tool_use",))
     if kind == "tool":
         return {"name": _as_str(_required(raw, "name", path), path + ("name",))}
-    return {"auto": "auto", "any": "required", "none": "none"}[kind]
+    return _CHOICES[kind]
+
+
+_CHOICES: dict[str, ToolChoice] = {"auto": "auto", "any": "required", "none": "none"}
 
 
 # --------------------------------------------------------------------------- messages
@@ -286,7 +289,7 @@ def _block(value: object, path: Path, parsers: dict[str, Any]) -> _Part:
     raw = _as_dict(value, path)
     kind = _tag(raw, path, parsers)
     parser = parsers[kind]
-    return None if parser is None else parser(raw, path)  # type: ignore[no-any-return]
+    return None if parser is None else parser(raw, path)
 
 
 def _assemble(role: str, parts: list[_Part]) -> list[Message]:

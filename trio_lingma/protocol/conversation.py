@@ -31,7 +31,7 @@ is rendered as ``Tool call <id>: <name>(<JSON arguments>)``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias, TypedDict
 
 import attrs
 
@@ -41,8 +41,10 @@ __all__ = [
     "ChatRequest",
     "Image",
     "Message",
+    "NamedToolChoice",
     "Role",
     "ToolCall",
+    "ToolChoice",
     "ToolSpec",
     "flatten",
     "render_message",
@@ -93,6 +95,16 @@ class Message:
     is_error: bool = False
 
 
+class NamedToolChoice(TypedDict):
+    """The one tool a reply must call."""
+
+    name: str
+
+
+#: Protocol-neutral ``tool_choice``: ``None`` when the request gave none (the model decides).
+ToolChoice: TypeAlias = Literal["auto", "required", "none"] | NamedToolChoice | None
+
+
 @attrs.frozen(kw_only=True)
 class ChatRequest:
     """What either wire API asked for, after validation."""
@@ -107,7 +119,7 @@ class ChatRequest:
     top_p: float | None = None
     thinking: bool = False
     tools: tuple[ToolSpec, ...] = ()
-    tool_choice: Any = None
+    tool_choice: ToolChoice = None
     #: False: only the first client tool call of an answer is kept (protocol/client_tools.py).
     parallel_tool_calls: bool = True
     #: Prefix of the ids the gateway makes for client tool calls, in the wire API's style.

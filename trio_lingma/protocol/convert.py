@@ -159,7 +159,7 @@ def _structure_str(value: Any, _: Any) -> str:
     return value
 
 
-def _structure_int(value: Any, _: Any) -> int:
+def _structure_int(value: object, _: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _expect("integer", value)
     return value

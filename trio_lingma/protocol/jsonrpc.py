@@ -241,7 +241,7 @@ def parse_message(body: bytes) -> Message:
     raise ProtocolError("message is neither a request, a notification nor a response")
 
 
-def _check_id(value: Any) -> int | str:
+def _check_id(value: object) -> int | str:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ProtocolError(f"invalid id {value!r}")
     return value

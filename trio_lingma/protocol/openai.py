@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 import attrs
 
 from ..errors import GatewayError, InternalError, InvalidRequest, error_from_event
-from .conversation import ChatRequest, Image, Message, ToolCall, ToolSpec
+from .conversation import ChatRequest, Image, Message, ToolCall, ToolChoice, ToolSpec
 from .convert import Bounds, Length, structure
 from .events import (
     Event,
@@ -313,7 +313,8 @@ def _tool_spec(tool: WireTool) -> ToolSpec:
     return ToolSpec(name=fn.name, description=fn.description or "", parameters=fn.parameters or {})
 
 
-def _tool_choice(choice: str | NamedToolChoice | None, tools: tuple[ToolSpec, ...]) -> Any:
+def _tool_choice(choice: Literal["none", "auto", "required"] | NamedToolChoice | None,
+                 tools: tuple[ToolSpec, ...]) -> ToolChoice:
     """Neutral form: ``None``, ``"auto"``, ``"none"``, ``"required"`` or ``{"name": ...}``."""
     if choice is None or choice in ("auto", "none"):
         return choice

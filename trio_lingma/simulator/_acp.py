@@ -200,7 +200,8 @@ class AcpDialect(LegacyDialect):
 
     def _ask_from(self, params: dict[str, Any]) -> Ask:
         session_id = self._known_session(params)
-        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        raw_meta = params.get("_meta")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         model = str(meta.get("ai-coding/model") or self._sessions[session_id])
         return Ask(
             request_id=str(meta.get(META_REQUEST_ID) or uuid.uuid4().hex),

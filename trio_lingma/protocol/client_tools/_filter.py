@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import jsonschema
 
-from ..conversation import ToolSpec
+from ..conversation import ToolChoice, ToolSpec
 from ..events import Event, TextDelta, ToolCallArgsDelta, ToolCallStart
 from ..jsonutil import compact_json
 from ._prompt import CALL_CLOSE, CALL_OPEN
@@ -55,7 +55,7 @@ class CallProblem:
 class Toolbox:
     """The request's tools and ``tool_choice``: which calls are acceptable."""
 
-    def __init__(self, tools: tuple[ToolSpec, ...], *, choice: Any = None, parallel: bool = True) -> None:
+    def __init__(self, tools: tuple[ToolSpec, ...], *, choice: ToolChoice = None, parallel: bool = True) -> None:
         self.tools = {t.name: t for t in tools}
         self.choice = choice
         self.parallel = parallel
@@ -124,7 +124,7 @@ def _decode_body(body: str, box: Toolbox) -> tuple[str, Any] | str:
     name = next((value[k] for k in NAME_KEYS if k in value), None)
     if not isinstance(name, str) or not name:
         return 'the call has no "name" string'
-    arguments = next((value[k] for k in ARG_KEYS if k in value), {})
+    arguments: Any = next((value[k] for k in ARG_KEYS if k in value), {})
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
