@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from trio_lingma.backend.client import LingmaClient
 from trio_lingma.backend.legacy import LegacyConnection
@@ -129,6 +130,31 @@ async def test_close_fails_pending_calls_and_turns(link: tuple[LingmaClient, Fak
     assert client.closed
     with pytest.raises(UpstreamClosed):
         await client.call("ping")
+
+
+async def test_closing_while_callers_wait_on_a_full_outbox_raises_upstream_closed(
+        nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("trio_lingma.backend.client.OUTBOX", 1)
+    client_end, server_end = memory_transport_pair(buffer=0)  # nobody reads: the writer blocks
+    client = LingmaClient(client_end, name="test")
+    nursery.start_soon(_serve_quietly, client)
+    failures: list[BaseException] = []
+
+    async def call(method: str) -> None:
+        try:
+            await client.call(method)
+        except BaseException as exc:  # noqa: BLE001 - the test records exactly what escaped
+            failures.append(exc)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as callers:
+            for method in ("in-writer", "in-outbox", "waiting-on-outbox"):
+                callers.start_soon(call, method)
+                await trio.testing.wait_all_tasks_blocked()
+            await server_end.aclose()  # the runtime goes away
+    assert [type(e) for e in failures] == [UpstreamClosed] * 3
+    with pytest.raises(UpstreamClosed):
+        await client.notify("ping")
 
 
 async def _answer_ask(server: FakeServer) -> tuple[str, str]:

@@ -102,7 +102,7 @@ class LingmaClient:
         id_, frame = self._peer.send_request(method, params)
         call = self._calls[id_] = _Call()
         try:
-            await self._outbox_send.send(frame)
+            await self._send(frame)
             with trio.fail_after(timeout):
                 await call.done.wait()
         except trio.TooSlowError:
@@ -131,7 +131,7 @@ class LingmaClient:
 
     async def notify(self, method: str, params: Any = None) -> None:
         self._check_open()
-        await self._outbox_send.send(self._peer.send_notification(method, params))
+        await self._send(self._peer.send_notification(method, params))
 
     @contextmanager
     def subscribe(self, request_id: str) -> Iterator[trio.MemoryReceiveChannel[Push]]:
@@ -153,6 +153,13 @@ class LingmaClient:
     def _check_open(self) -> None:
         if self._closed is not None:
             raise UpstreamClosed(f"{self.name}: {self._closed}")
+
+    async def _send(self, frame: str) -> None:
+        """Queue ``frame`` for the writer; UpstreamClosed if the connection ends meanwhile."""
+        try:
+            await self._outbox_send.send(frame)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise UpstreamClosed(f"{self.name}: {self._closed or 'connection closed'}") from None
 
     def _result(self, method: str, message: jsonrpc.Response | jsonrpc.ErrorResponse | None) -> Any:
         if message is None:

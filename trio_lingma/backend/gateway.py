@@ -224,8 +224,8 @@ class Gateway:
                 self._streams.discard(stream)
                 try:
                     await stream.aclose(ok=ok)
+                finally:  # reported even when closing failed: metrics count every request
                     self._report(stream, model, api_key)
-                finally:
                     self._stream_ended.set()
                     self._stream_ended = trio.Event()
         finally:
