@@ -4,7 +4,7 @@ server over the memory transport, then against the simulator over a real WebSock
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,10 @@ def test_turn_translates_updates() -> None:
     assert turn.feed("session/update", _chunk("agent_message_chunk", "")) == []
     assert turn.feed("chat/process_step_callback", {"requestId": "R", "step": "step_end"}) == []
     usage = _note("context_usage", {"usedTokens": 123, "limitTokens": 131072})
-    assert turn.feed("session/update", usage) == [Usage(input_tokens=123, output_tokens=0)]
+    assert turn.feed("session/update", usage) == []  # the window's fill, not this turn's counts
     assert turn.context_usage == {"usedTokens": 123, "limitTokens": 131072}
+    counts = _note("context_usage", {"usedTokens": 123, "inputTokens": 100, "outputTokens": 23})
+    assert turn.feed("session/update", counts) == [Usage(input_tokens=100, output_tokens=23)]
     assert turn.feed("session/update", _note("chat_finish", {"reason": "success"})) == [Finish()]
     assert turn.finished
     assert turn.feed("session/update", _chunk("agent_message_chunk", "late")) == []
@@ -98,15 +100,36 @@ def test_chat_finish_errors(data: dict[str, Any], kind: ErrorKind) -> None:
     assert event.detail == data
 
 
-def test_prompt_response_ends_a_turn_without_chat_finish() -> None:
+def test_prompt_response_with_a_stop_reason_ends_a_turn_without_chat_finish() -> None:
     turn = acp.AcpTurn("R")
     assert turn.prompt_done({"stopReason": "cancelled"}) == [Finish(reason=FinishReason.CANCELLED)]
-    assert acp.AcpTurn("R").prompt_done(None) == [Finish()]
+    assert turn.finished
     assert acp.AcpTurn("R").prompt_done({"stopReason": "something new"}) == [Finish()]
     refused = acp.AcpTurn("R").prompt_done({"stopReason": "refusal"})
     assert isinstance(refused[0], StreamError)
     failed = acp.AcpTurn("R").prompt_failed("boom")
     assert failed == [StreamError(kind=ErrorKind.UPSTREAM_ERROR, message="boom")]
+
+
+@pytest.mark.parametrize("result", [None, {}, {"stopReason": ""}, {"stopReason": None}, [], "ok"])
+def test_an_empty_prompt_result_is_an_acknowledgement(result: Any) -> None:
+    # OC, live: session/prompt "returned successfully; result was undefined" while the answer
+    # still streamed; chat_finish ended the turn (with an empty fullAnswer).
+    turn = acp.AcpTurn("R")
+    assert turn.prompt_done(result) == []
+    assert turn.acknowledged and not turn.finished
+    assert turn.feed("session/update", _chunk("agent_message_chunk", "IPC")) == [TextDelta(text="IPC")]
+    finish = _note("chat_finish", {"reason": "success", "fullAnswer": ""})
+    assert turn.feed("session/update", finish) == [Finish()]
+
+
+@pytest.mark.parametrize("method", ["snapshot/syncAll", "session/title/update", "chat/process_step_callback"])
+def test_side_pushes_of_a_real_turn_are_ignored(method: str) -> None:
+    turn = acp.AcpTurn("R")
+    assert turn.feed(method, {"requestId": "R", "sessionId": "S", "step": "step_end"}) == []
+    commands = _update({"sessionUpdate": "available_commands_update", "availableCommands": []})
+    assert turn.feed("session/update", commands) == []
+    assert not turn.finished
 
 
 def test_content_shapes_are_tolerated() -> None:
@@ -127,7 +150,8 @@ def test_builders() -> None:
     assert prompt["_meta"][acp.META_MODE] == "agent"
     assert prompt["_meta"][acp.META_MODEL] == "kmodel"
     assert acp.update_request_id(prompt) == "R"
-    assert acp.initialize_params(client_version="1", now_ms=5)["protocolVersion"] == 1
+    assert acp.initialize_params(client_version="1", now_ms=5)["protocolVersion"] == 2
+    assert acp.initialize_params(client_version="1", now_ms=5, version=1)["protocolVersion"] == 1
     assert acp.new_session_params("/tmp", now_ms=5)["mcpServers"] == []
     assert acp.set_model_params("S", "k", now_ms=1)["modelId"] == "k"
     assert acp.parse_session_id({"sessionId": "a"}) == "a"
@@ -194,15 +218,26 @@ class FakeServer:
         await self.transport.send(frame)
         return id_
 
-    async def handshake(self) -> None:
-        """Answer the ACP handshake: initialize, the probe session, auth, models."""
-        await self.reply(await self.expect("initialize"), {})
+    async def handshake(self, *, versions: tuple[int, ...] = (2,)) -> None:
+        """Answer the ACP handshake: initialize (refusing versions but the last of
+        ``versions``, as a runtime that only knows that one), the probe session, auth, models."""
+        for version in versions[:-1]:
+            init = await self.expect("initialize")
+            assert init.params["protocolVersion"] == version
+            await self.error(init, -32602, f"unsupported protocolVersion {version}")
+        init = await self.expect("initialize")
+        assert init.params["protocolVersion"] == versions[-1]
+        await self.reply(init, {"protocolVersion": versions[-1], "serverInfo": {"name": "lingma", "version": "0.7.1"}})
         await self.reply(await self.expect("session/new"), {"sessionId": "probe"})
         delete = await self.expect("chat/deleteSessionById")
         assert delete.params == {"sessionId": "probe"}
         await self.reply(delete, None)
-        await self.reply(await self.expect("auth/status"), {"status": 2})
-        await self.reply(await self.expect("config/queryModels"), {"chat": [{"key": "kmodel", "displayName": "Kimi"}]})
+        auth = await self.expect("auth/status")
+        assert auth.params == {}  # a Go runtime refuses any other shape (OC)
+        await self.reply(auth, {"status": 2})
+        models = await self.expect("config/queryModels")
+        assert models.params == {}
+        await self.reply(models, {"chat": [{"key": "kmodel", "displayName": "Kimi"}]})
 
 
 @pytest.fixture
@@ -218,10 +253,10 @@ async def _serve_quietly(client: LingmaClient) -> None:
         await client.serve()
 
 
-async def _handshaken(link: tuple[LingmaClient, FakeServer]) -> Connection:
+async def _handshaken(link: tuple[LingmaClient, FakeServer], versions: tuple[int, ...] = (2,)) -> Connection:
     client, server = link
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.handshake)
+        nursery.start_soon(functools.partial(server.handshake, versions=versions))
         connection, info = await handshake(acp_initialize, client, "/tmp", timeout=5)
     assert info.logged_in and info.models == (("kmodel", "Kimi", False),)
     assert isinstance(connection, AcpConnection) and connection.client is client
@@ -253,6 +288,16 @@ async def _drain(turn: Any) -> list[Event]:
     while not turn.finished:
         events += await turn.receive()
     return events
+
+
+async def _one_turn(link: tuple[LingmaClient, FakeServer], serve: Callable[[], Awaitable[None]]) -> list[Event]:
+    """Handshake, then the events of turn "r1" while ``serve`` plays the runtime's side."""
+    with trio.fail_after(5):
+        dialect = await _handshaken(link)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            async with dialect.open_turn(**_turn_kw("r1")) as turn:
+                return await _drain(turn)
 
 
 async def test_two_interleaved_turns_and_a_stray_request(link: tuple[LingmaClient, FakeServer]) -> None:
@@ -304,6 +349,58 @@ async def test_prompt_response_alone_ends_the_turn_after_queued_updates(
                 await trio.testing.wait_all_tasks_blocked()
                 events = await _drain(turn)
     assert events == [TextDelta(text="a"), TextDelta(text="b"), Finish()]
+
+
+async def test_initialize_falls_back_to_protocol_version_1(link: tuple[LingmaClient, FakeServer]) -> None:
+    with trio.fail_after(5):
+        await _handshaken(link, versions=(2, 1))
+
+
+async def test_an_immediate_empty_prompt_result_does_not_end_the_turn(
+    link: tuple[LingmaClient, FakeServer],
+) -> None:
+    """The order OC saw live: an empty result first, step callbacks before the answer, side
+    pushes, chunks, context_usage, then chat_finish with an empty fullAnswer."""
+    client, server = link
+
+    async def serve() -> None:
+        prompt = await _open_session(server, "S1")
+        await server.reply(prompt, None)
+        ids = {"requestId": "r1", "sessionId": "S1"}
+        await server.notify("chat/process_step_callback", {**ids, "step": "step_start", "status": "doing"})
+        await server.notify("chat/process_step_callback", {**ids, "step": "step_end", "status": "done"})
+        await server.push("snapshot/syncAll", {**ids})
+        await server.notify("session/title/update", {**ids, "sessionTitle": "hi"})
+        await server.notify("session/update", _update({"sessionUpdate": "available_commands_update"}, "r1"))
+        await server.notify("session/update", _chunk("agent_message_chunk", "IPC", "r1"))
+        await server.notify("session/update", _chunk("agent_message_chunk", "_OK", "r1"))
+        await server.notify("session/update", _note("context_usage", {"usedTokens": 9, "limitTokens": 99}, "r1"))
+        await server.notify("session/update", _note("chat_finish", {"reason": "success", "fullAnswer": ""}, "r1"))
+
+    events = await _one_turn(link, serve)
+    assert events == [TextDelta(text="IPC"), TextDelta(text="_OK"), Finish()]
+
+
+async def test_an_acknowledged_turn_that_never_finishes_stays_open(
+    link: tuple[LingmaClient, FakeServer], autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Nothing ends it but chat_finish: the request's own deadlines bound the wait."""
+    client, server = link
+
+    async def serve() -> None:
+        await server.reply(await _open_session(server, "S1"), {})
+        await server.notify("session/update", _chunk("agent_message_chunk", "a", "r1"))
+        await server.expect("session/cancel")
+        await server.reply(await server.expect("chat/stop"), {})
+
+    dialect = await _handshaken(link)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        async with dialect.open_turn(**_turn_kw("r1")) as turn:
+            assert await turn.receive() == [TextDelta(text="a")]
+            with trio.move_on_after(3600) as waited:
+                await turn.receive()
+            assert waited.cancelled_caught and not turn.finished
 
 
 def _tasks_named(node: dict[str, Any], suffix: str) -> list[dict[str, Any]]:
@@ -450,12 +547,7 @@ async def test_prompt_error_response_is_a_stream_error(link: tuple[LingmaClient,
         prompt = await _open_session(server, "S1")
         await server.error(prompt, -32603, "quota exceeded")
 
-    with trio.fail_after(5):
-        dialect = await _handshaken(link)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve)
-            async with dialect.open_turn(**_turn_kw("r1")) as turn:
-                events = await _drain(turn)
+    events = await _one_turn(link, serve)
     assert len(events) == 1 and isinstance(events[0], StreamError)
     assert "quota exceeded" in events[0].message
 
@@ -512,7 +604,7 @@ async def test_simulator_acp_turns(acp_sim: SimulatorPorts, tmp_path: Path) -> N
             session, events = await _ask(dialect, "hello", model_key="dashscope_qwen3_coder")
             texts = "".join(e.text for e in events if isinstance(e, TextDelta))
             assert texts == "Echo: hello" and events[-1] == Finish()
-            assert any(isinstance(e, Usage) for e in events)
+            assert not any(isinstance(e, Usage) for e in events)  # usedTokens only: the window's fill
             assert session is not None and session != "gateway-uuid"
             _, thought = await _ask(dialect, "[sim think] why", rid="req-2", session_id=session,
                                     model_key="dashscope_qwen3_coder", is_reply=True)

@@ -186,14 +186,21 @@ def test_bodies_that_are_not_jsonrpc_are_protocol_errors(body: bytes) -> None:
 
 @pytest.mark.parametrize(
     "msg",
-    [Request(id=1, method="m"), Request(id="x", method="m", params={"a": "中"}),
-     Notification(method="n"), Response(id=1), Response(id=2, result=[1]),
+    [Request(id=1, method="m", params={}), Request(id="x", method="m", params={"a": "中"}),
+     Notification(method="n", params=[1]), Response(id=1), Response(id=2, result=[1]),
      ErrorResponse(id=None, error=RpcError(code=-1, message="e", data={"d": 1}))],
 )
 def test_serialize_round_trips_and_names_the_version(msg: object) -> None:
     body = serialize(msg)  # type: ignore[arg-type]
     assert json.loads(body)["jsonrpc"] == "2.0"
     assert parse_message(body) == msg
+
+
+def test_parameterless_calls_send_an_empty_object() -> None:
+    # A Go runtime refuses other shapes ("cannot unmarshal array into Go value of type struct {}").
+    assert json.loads(serialize(Request(id=1, method="auth/status")))["params"] == {}
+    assert json.loads(serialize(Notification(method="exit")))["params"] == {}
+    assert json.loads(Peer().send_request("ping")[1].split("\r\n\r\n", 1)[1])["params"] == {}
 
 
 def test_serialize_keeps_non_ascii_as_utf8() -> None:
@@ -300,7 +307,7 @@ def test_peer_framing_error_keeps_earlier_messages() -> None:
     with pytest.raises(FramingError) as info:
         peer.receive_data(Peer().send_result(id_, "pong") + '{"unframed":1}')
     assert info.value.messages == (Response(id=id_, result="pong", method="ping"),)
-    assert peer.receive_data(Peer().send_notification("n")) == [Notification(method="n")]
+    assert peer.receive_data(Peer().send_notification("n")) == [Notification(method="n", params={})]
 
 
 def test_peer_ids_start_where_asked_and_repr_shows_state() -> None:

@@ -63,11 +63,19 @@ def test_plain_text_passes_with_usage_then_finish() -> None:
     ]
 
 
-def test_upstream_usage_is_ignored() -> None:
+def test_upstream_usage_is_reported_when_upstream_ends_the_turn() -> None:
     shaper = OutputShaper(input_tokens=3)
-    out = run(shaper, [TextDelta(text="hi"), Usage(input_tokens=999, output_tokens=999), Finish()])
+    out = run(shaper, [TextDelta(text="hi"), Usage(input_tokens=999, output_tokens=998), Finish()])
+    check_terminal(out)
+    assert out[-2] == Usage(input_tokens=999, output_tokens=998)
+
+
+def test_upstream_usage_is_not_reported_for_a_turn_the_gateway_cut() -> None:
+    shaper = OutputShaper(input_tokens=3, stop=("x",))
+    out = run(shaper, [Usage(input_tokens=999, output_tokens=998), TextDelta(text="hix more"), Finish()])
     check_terminal(out)
     assert out[-2] == Usage(input_tokens=3, output_tokens=count_text("hi"))
+    assert out[-1] == Finish(reason=FinishReason.STOP_SEQUENCE, stop_sequence="x")
 
 
 def test_empty_stream_reports_zero_output_tokens() -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,7 +47,8 @@ from ..protocol.jsonrpc import METHOD_NOT_FOUND
 from .cleanup import shielded_cleanup
 from .client import LingmaClient, Push
 
-__all__ = ["AcpConnection", "AcpTurnStream", "DialectMismatch", "initialize", "is_method_missing"]
+__all__ = ["AcpConnection", "AcpTurnStream", "DialectMismatch", "initialize", "initialize_versions",
+           "is_method_missing"]
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +168,33 @@ async def _run_prompt(client: LingmaClient, params: dict[str, Any], stream: AcpT
 
 async def initialize(client: LingmaClient, workdir: str) -> AcpConnection:
     """``initialize{protocolVersion}``, then a probe session (DialectMismatch without one)."""
-    params = acp.initialize_params(client_version=__version__, now_ms=_now_ms())
-    await client.call("initialize", params)
+    await initialize_versions(client, lambda version: acp.initialize_params(
+        client_version=__version__, now_ms=_now_ms(), version=version))
     connection = AcpConnection(client, workdir)
     await connection.probe()
     return connection
+
+
+async def initialize_versions(client: LingmaClient, make_params: Callable[[int], dict[str, Any]]) -> Any:
+    """``initialize`` with each of :data:`~trio_lingma.protocol.acp.PROTOCOL_VERSIONS` until one
+    is accepted (a JSON-RPC error answer means: try the next); its result, logged."""
+    *newer, oldest = acp.PROTOCOL_VERSIONS
+    for version in newer:
+        try:
+            return _log_server(client, version, await client.call("initialize", make_params(version)))
+        except UpstreamFailed as exc:
+            log.info("%s: initialize protocolVersion %d refused (%s); trying an older one",
+                     client.name, version, exc.message)
+    return _log_server(client, oldest, await client.call("initialize", make_params(oldest)))
+
+
+def _log_server(client: LingmaClient, version: int, result: Any) -> Any:
+    """Log who answered (``serverInfo`` is informative only: "lingma", "Lingma", anything)."""
+    info = result.get("serverInfo") if isinstance(result, dict) else None
+    name = info.get("name") if isinstance(info, dict) else None
+    server = f"{name} {info.get('version', '')}".strip() if isinstance(info, dict) and name else "unnamed runtime"
+    log.info("%s: initialized (protocolVersion %d, %s)", client.name, version, server)
+    return result
 
 
 class AcpConnection:

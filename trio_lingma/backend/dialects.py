@@ -14,10 +14,10 @@ deadline.
 
 ``auto`` (:func:`detect`) decides per connection, with one rule: **legacy unless the runtime
 answers ``session/new``**. It sends one ``initialize`` carrying both parameter styles (LSP
-``rootUri``/``workspaceFolders`` and ACP ``protocolVersion``; real binaries accepted each style,
-§2.1), then probes ``session/new``: a session id means ACP (the probe session is deleted at
-once); -32601 or any other error means legacy. A runtime serving both families (OC saw legacy
-callbacks inside ACP turns) is therefore driven as ACP.
+``rootUri``/``workspaceFolders`` and ACP ``protocolVersion``, 2 then 1 like the ACP dialect;
+real binaries accepted each style, §2.1), then probes ``session/new``: a session id means ACP
+(the probe session is deleted at once); -32601 or any other error means legacy. A runtime
+serving both families (OC saw legacy callbacks inside ACP turns) is therefore driven as ACP.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from ..protocol.legacy import AUTH_LOGGED_IN, initialize_params, parse_models
 from ..settings import ConfigError
 from . import acp as acp_dialect
 from . import legacy as legacy_dialect
-from .acp import AcpConnection, DialectMismatch, is_method_missing
+from .acp import AcpConnection, DialectMismatch, initialize_versions, is_method_missing
 from .client import LingmaClient
 from .legacy import LegacyConnection
 
@@ -131,7 +131,7 @@ async def read_handshake(client: LingmaClient, *, auth_optional: bool) -> Handsh
 
 async def detect(client: LingmaClient, workdir: str) -> Connection:
     """``LINGMA_DIALECT=auto``: one ``initialize`` in both styles, then :func:`detect_dialect`."""
-    await client.call("initialize", _merged_initialize(workdir))
+    await initialize_versions(client, lambda version: _merged_initialize(workdir, version))
     found = await detect_dialect(client, workdir)
     log.info("%s: detected the %s dialect", client.name, found)
     if found == "acp":
@@ -160,9 +160,9 @@ async def detect_dialect(client: LingmaClient, workdir: str) -> str:
     return "acp"
 
 
-def _merged_initialize(workdir: str) -> dict[str, object]:
+def _merged_initialize(workdir: str, version: int) -> dict[str, Any]:
     legacy = initialize_params(workdir, client_version=__version__)
-    ours = acp.initialize_params(client_version=__version__, now_ms=int(time.time() * 1000))
+    ours = acp.initialize_params(client_version=__version__, now_ms=int(time.time() * 1000), version=version)
     return {**legacy, **ours}
 
 

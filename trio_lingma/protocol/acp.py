@@ -2,22 +2,30 @@
 
 Theory of operation
 -------------------
-Desktop and QoderCN runtimes speak an ACP-like dialect: ``initialize {protocolVersion: 1}``,
-``session/new`` (the *runtime* assigns the session id), ``session/set_model``, then
-``session/prompt``. The answer streams as ``session/update`` notifications correlated by
-``_meta["ai-coding/request-id"]`` (never by JSON-RPC id), and the ``session/prompt`` response
-itself arrives only when the turn is over (§3B.3).
+Desktop and QoderCN runtimes speak an ACP-like dialect: ``initialize {protocolVersion}`` (2
+first, then 1, as QoderCN clients do; §11), ``session/new`` (the *runtime* assigns the session
+id), ``session/set_model``, then ``session/prompt``. The answer streams as ``session/update``
+notifications correlated by ``_meta["ai-coding/request-id"]`` (never by JSON-RPC id).
 
 :class:`AcpTurn` turns one turn's updates into internal events:
 
 * ``agent_message_chunk`` → :class:`TextDelta`, ``agent_thought_chunk`` → :class:`ThinkingDelta`;
-* ``notification`` ``context_usage`` → :class:`Usage` (informative only: the output shaper
-  counts tokens itself and ignores upstream usage);
+* ``notification`` ``context_usage`` → :class:`Usage` only when it carries explicit input and
+  output counts (``usedTokens`` alone is the context window's fill, history included, so
+  the gateway's own count stays);
 * ``notification`` ``chat_finish`` → the terminal :class:`Finish` or :class:`StreamError`,
   chosen by ``data.reason`` (and ``data.statusCode`` when present, as in ``chat/finish``);
-* the ``session/prompt`` response ends the turn only if no ``chat_finish`` came first
-  (:meth:`AcpTurn.prompt_done`; ``stopReason`` values were never logged live, so the ACP
-  standard ones are assumed and anything unknown counts as a normal end).
+  ``data.fullAnswer`` is never used (it was empty on a real runtime, §11);
+* **only ``chat_finish`` or a ``session/prompt`` result carrying a ``stopReason`` ends the
+  turn** (:meth:`AcpTurn.prompt_done`). A real runtime answered ``session/prompt`` at once with
+  an empty result while the answer was still streaming (OC, §11): such a result is an
+  acknowledgement, and the turn goes on until ``chat_finish`` — bounded by the request's
+  deadlines (``IDLE_TIMEOUT``, ``REQUEST_TIMEOUT``) if it never comes. ``stopReason`` values
+  were never logged live, so the ACP standard ones are assumed, anything unknown is a normal end;
+* everything else is not part of the answer and is ignored: ``chat/process_step_callback``
+  (``step_start``/``step_end`` arrive *before* the answer chunks on a real runtime),
+  ``snapshot/syncAll``, ``session/title/update``, ``available_commands_update``,
+  ``user_message_chunk`` and unknown update kinds.
 
 Nothing here does I/O; :mod:`trio_lingma.backend.acp` performs the calls.
 """
@@ -34,7 +42,7 @@ __all__ = [
     "META_MODE",
     "META_MODEL",
     "META_REQUEST_ID",
-    "PROTOCOL_VERSION",
+    "PROTOCOL_VERSIONS",
     "cancel_params",
     "delete_session_params",
     "finish_event",
@@ -45,9 +53,11 @@ __all__ = [
     "set_model_params",
     "stop_reason_event",
     "update_request_id",
+    "usage_from",
 ]
 
-PROTOCOL_VERSION = 1
+#: ``initialize`` versions, in the order they are tried (QoderCN clients send 2, then 1: WE).
+PROTOCOL_VERSIONS = (2, 1)
 META_REQUEST_ID = "ai-coding/request-id"
 META_MODE = "ai-coding/mode"
 META_MODEL = "ai-coding/model"
@@ -58,10 +68,10 @@ _LENGTH = frozenset({"length", "max_tokens"})
 _TIMEOUT = frozenset({"timeout", "timed_out"})
 
 
-def initialize_params(*, client_version: str, now_ms: int) -> dict[str, Any]:
-    """ACP-style ``initialize`` (LP/OC); the result is not relied upon (§2.1)."""
+def initialize_params(*, client_version: str, now_ms: int, version: int = PROTOCOL_VERSIONS[0]) -> dict[str, Any]:
+    """ACP-style ``initialize`` (LP/OC/WE); the result is not relied upon (§2.1)."""
     return {
-        "protocolVersion": PROTOCOL_VERSION,
+        "protocolVersion": version,
         "clientCapabilities": {},
         "clientInfo": {"name": "trio-lingma", "version": client_version},
         "timestamp": now_ms,
@@ -136,6 +146,8 @@ class AcpTurn:
         self.request_id = request_id
         self.session_id = session_id
         self.finished = False
+        #: The ``session/prompt`` response came as an acknowledgement (no ``stopReason``).
+        self.acknowledged = False
         self.context_usage: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
@@ -160,12 +172,16 @@ class AcpTurn:
         return []
 
     def prompt_done(self, result: Any) -> list[Event]:
-        """The ``session/prompt`` response: the end, unless ``chat_finish`` already was."""
+        """The ``session/prompt`` response: the end if it carries a ``stopReason`` and
+        ``chat_finish`` did not come first; an acknowledgement (nothing) otherwise."""
+        reason = result.get("stopReason") if isinstance(result, dict) else None
         if self.finished:
             return []
+        if not isinstance(reason, str) or not reason:
+            self.acknowledged = True
+            return []
         self.finished = True
-        reason = result.get("stopReason") if isinstance(result, dict) else None
-        return [stop_reason_event(reason if isinstance(reason, str) else "")]
+        return [stop_reason_event(reason)]
 
     def prompt_failed(self, message: str, *, kind: ErrorKind = ErrorKind.UPSTREAM_ERROR) -> list[Event]:
         """The ``session/prompt`` call failed (an error response) before the turn ended."""
@@ -180,12 +196,25 @@ class AcpTurn:
         match update.get("type"):
             case "context_usage":
                 self.context_usage = data
-                used = data.get("usedTokens")
-                return [Usage(input_tokens=used, output_tokens=0)] if _is_count(used) else []
+                usage = usage_from(data)
+                return [usage] if usage is not None else []
             case "chat_finish":
                 self.finished = True
                 return [finish_event(data)]
         return []
+
+
+_INPUT_KEYS = ("inputTokens", "promptTokens", "input_tokens", "prompt_tokens")
+_OUTPUT_KEYS = ("outputTokens", "completionTokens", "output_tokens", "completion_tokens")
+
+
+def usage_from(data: dict[str, Any]) -> Usage | None:
+    """This turn's counts from ``context_usage`` data, when it carries both of them."""
+    found_in = next((data[k] for k in _INPUT_KEYS if _is_count(data.get(k))), None)
+    found_out = next((data[k] for k in _OUTPUT_KEYS if _is_count(data.get(k))), None)
+    if found_in is None or found_out is None:
+        return None
+    return Usage(input_tokens=found_in, output_tokens=found_out)
 
 
 def finish_event(data: dict[str, Any]) -> Event:

@@ -259,17 +259,18 @@ def _parse_error(err: Any) -> RpcError:
 
 
 def serialize(msg: Message) -> bytes:
-    """The JSON body of a message (``"jsonrpc": "2.0"`` always explicit)."""
+    """The JSON body of a message (``"jsonrpc": "2.0"`` always explicit).
+
+    A call without parameters carries ``"params": {}``, never none: the Go runtime decodes
+    params into a struct and answered other shapes with ``json: cannot unmarshal array into Go
+    value of type struct {}``; both public clients always send ``{}`` (OC, LP; §11).
+    """
     out: dict[str, Any] = {"jsonrpc": "2.0"}
     match msg:
         case Request(id=id_, method=method, params=params):
-            out.update(id=id_, method=method)
-            if params is not None:
-                out["params"] = params
+            out.update(id=id_, method=method, params={} if params is None else params)
         case Notification(method=method, params=params):
-            out["method"] = method
-            if params is not None:
-                out["params"] = params
+            out.update(method=method, params={} if params is None else params)
         case Response(id=id_, result=result):
             out.update(id=id_, result=result)
         case ErrorResponse(id=id_, error=error):

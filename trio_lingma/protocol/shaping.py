@@ -12,7 +12,10 @@ usage (lingma-protocol.md §3A), so the gateway enforces them on the event strea
 * max_tokens: the emitted text and thinking are counted exactly as one text (the Qwen count is
   not additive over deltas); the delta that would cross the budget is cut at a token boundary,
   so ``output_tokens <= max_tokens`` always holds;
-* usage: exactly one :class:`Usage` event precedes the terminal :class:`Finish`.
+* usage: exactly one :class:`Usage` event precedes the terminal :class:`Finish`: the gateway's
+  own count, unless the runtime reported this turn's counts (an ACP ``context_usage`` with
+  input and output counts) and the runtime itself ended the turn (no stop string or
+  ``max_tokens`` cut, which would make its output count larger than what the client got).
 
 When the shaper ends a turn early (:attr:`OutputShaper.done` turns True before upstream
 finished) the caller stops the upstream turn (``chat/stop``).
@@ -54,6 +57,7 @@ class OutputShaper:
         self._holdback = max((len(s) for s in self._stop), default=1) - 1
         self._meter: _Meter = tokens.RunningCount() if count is tokens.count_text else _Recount(count)
         self._pending = ""  # text not yet released (might begin a stop string)
+        self._upstream_usage: Usage | None = None
         self.done = False
 
     @property
@@ -69,9 +73,10 @@ class OutputShaper:
             case TextDelta(text=text):
                 return self._text(text)
             case Finish():
-                return self._flush() + self._finish(event)
+                return self._flush() + self._finish(event, upstream=True)
             case Usage():
-                return []  # the gateway's own count is authoritative and consistent
+                self._upstream_usage = event  # reported at the end if upstream ends the turn
+                return []
             case _:
                 # Thinking, tool events and errors: held text comes first, in stream order.
                 out = self._flush()
@@ -138,11 +143,13 @@ class OutputShaper:
         self._meter.append(text)
         return text
 
-    def _finish(self, finish: Finish) -> list[Event]:
+    def _finish(self, finish: Finish, *, upstream: bool = False) -> list[Event]:
         if self.done:
             return []
         self.done = True
         usage = Usage(input_tokens=self._input_tokens, output_tokens=self.output_tokens)
+        if upstream and self._upstream_usage is not None:
+            usage = self._upstream_usage
         return [usage, finish]
 
 
