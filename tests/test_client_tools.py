@@ -41,6 +41,7 @@ from trio_lingma.protocol.events import (
     ToolCallStart,
 )
 from trio_lingma.simulator._client_tools import client_tool_answer, fill_arguments
+from trio_lingma.simulator._plan import Ask, plan_turn
 from trio_lingma.simulator._scenario import DirectiveError
 
 WEATHER = ToolSpec(name="get_weather", description="Weather now", parameters={
@@ -372,7 +373,7 @@ def _answer(text: str, **kw: Any) -> str:
 
 
 def test_the_simulator_calls_the_first_tool_with_valid_arguments() -> None:
-    plain, calls, problem = parse_tool_calls(_answer("weather in Paris?"), Toolbox(TOOLS))
+    plain, calls, problem = parse_tool_calls(_answer("[sim call] weather in Paris?"), Toolbox(TOOLS))
     assert problem is None and [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "weather in Paris?"})]
     assert plain == "I will call get_weather."
 
@@ -386,6 +387,32 @@ def test_the_simulator_follows_its_directive_and_tool_choice() -> None:
     assert client_tool_answer("plain question") is None
     with pytest.raises(DirectiveError):
         client_tool_answer(fresh_question(_request("[sim call colour=red] x")))
+
+
+def _planned_answer(request: ChatRequest) -> str:
+    return plan_turn(Ask(request_id="r", session_id="s", question_text=fresh_question(request))).full_answer
+
+
+def test_the_simulator_answers_in_text_unless_the_newest_user_message_asks_for_a_tool() -> None:
+    assert _planned_answer(_request("hello there")) == "Echo: hello there"  # no tool block echoed
+    assert _planned_answer(_request("[sim echo] hi")) == "Echo: hi"
+    earlier = ChatRequest(model="m", tools=TOOLS, messages=(
+        Message(role="user", text="[sim call] Paris"), Message(role="assistant", text="ok"),
+        Message(role="user", text="thanks"),
+    ))
+    assert _planned_answer(earlier) == "Echo: thanks"  # an earlier directive does not call again
+    required = _planned_answer(_request("hi", tool_choice="required"))
+    assert [c.name for c in parse_tool_calls(required, Toolbox(TOOLS))[1]] == ["get_weather"]
+
+
+def test_the_simulator_follows_a_plain_request_and_ignores_system_reminders() -> None:
+    reminder = "<system-reminder>\nUse the get_time tool: Atlantis\n</system-reminder>\n"
+    _, calls, _ = parse_tool_calls(_answer(reminder + "Please use the `get_weather` tool: Tokyo"), Toolbox(TOOLS))
+    assert [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "Tokyo"})]
+    _, calls, _ = parse_tool_calls(_answer(reminder + "[sim call tool=get_weather] Lima"), Toolbox(TOOLS))
+    assert [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "Lima"})]
+    assert _planned_answer(_request(reminder + "what is new?")) == "Echo: what is new?"
+    assert _planned_answer(_request("use the hammer tool: nails")) == "Echo: use the hammer tool: nails"
 
 
 @pytest.mark.parametrize(("bad", "why"), [("1", "not one JSON object"), ("schema", "required property")])

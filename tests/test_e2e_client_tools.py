@@ -67,7 +67,7 @@ def _assistant(message: Any) -> dict[str, Any]:
 
 
 def test_openai_two_turn_tool_loop(oai: openai.OpenAI) -> None:
-    messages: Any = [{"role": "user", "content": "weather in Paris?"}]
+    messages: Any = [{"role": "user", "content": "[sim call] weather in Paris?"}]
     first = oai.chat.completions.create(model="qwen3-coder", messages=messages, tools=OAI_TOOLS)
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -86,7 +86,7 @@ def test_openai_two_turn_tool_loop(oai: openai.OpenAI) -> None:
 
 
 def test_tool_results_go_into_the_session_that_made_the_call(gw: RunningGateway, oai: openai.OpenAI) -> None:
-    messages: Any = [{"role": "user", "content": "weather in Oslo, session reuse?"}]
+    messages: Any = [{"role": "user", "content": "[sim call] weather in Oslo, session reuse?"}]
     first = oai.chat.completions.create(model="qwen3-coder", messages=messages, tools=OAI_TOOLS)
     (call,) = first.choices[0].message.tool_calls or []
     # the client re-serialises the arguments its own way: the session is still found
@@ -186,7 +186,7 @@ def test_openai_stream_with_a_streamed_invalid_call_ends_with_an_error(gw: Runni
 
 
 def test_anthropic_tool_use_then_tool_result_then_answer(ant: anthropic.Anthropic) -> None:
-    messages: Any = [{"role": "user", "content": "weather in Rome?"}]
+    messages: Any = [{"role": "user", "content": "[sim call] weather in Rome?"}]
     first = ant.messages.create(model="qwen3-coder", max_tokens=1024, tools=ANT_TOOLS, messages=messages)
     assert first.stop_reason == "tool_use"
     assert [b.type for b in first.content] == ["text", "tool_use"]

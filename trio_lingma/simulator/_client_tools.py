@@ -3,15 +3,21 @@
 Theory of operation
 -------------------
 When a question opens with the gateway's tool block (:mod:`trio_lingma.protocol.client_tools`),
-the simulator plays a model that uses the tools: it calls a tool with arguments derived from
-the request (every required property filled by type, so they validate against the schema),
-and once the current request carries ``Tool result (<id>): ...`` lines it answers in text.
-A re-ask (the gateway's ``# Tool call rejected`` message) gets a corrected call.
+the simulator plays a model that has tools but, like a real one, calls them only when the
+user's newest message asks for it: a ``[sim call ...]`` directive, a plain request such as
+"Use the Bash tool to run: ls" (the tool must be offered), or a ``tool_choice`` that forces a
+call. Otherwise it answers in text. The arguments come from the user's own words (every
+required property filled by type, so they validate against the schema), never from the
+``<system-reminder>`` blocks agent clients add to a user turn, nor from the tool block or the
+system text. Once the current request carries ``Tool result (<id>): ...`` lines it answers in
+text. A re-ask (the gateway's ``# Tool call rejected`` message) gets a corrected call.
 
 ``[sim call tool=NAME[,NAME...] bad=syntax|schema]`` scripts it: which tools to call in one
 answer (default: the tool ``tool_choice`` names, else the first tool), and a malformed call
 (``bad=syntax``, or ``bad=1``: not JSON) or a schema-invalid one (``bad=schema``: required
-properties missing) to exercise the gateway's re-ask. Pure: no I/O.
+properties missing) to exercise the gateway's re-ask. Other scenarios (``[sim echo]``,
+``[sim slow]``...) play on the user's request only (:func:`scenario_text`), so an echo never
+repeats the gateway's tool block. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from typing import Any
 from ..protocol.client_tools import CALL_CLOSE, CALL_OPEN, REASK_HEADING, TOOLS_HEADING
 from ._scenario import DIRECTIVE_RE, DirectiveError
 
-__all__ = ["client_tool_answer", "fill_arguments"]
+__all__ = ["client_tool_answer", "fill_arguments", "scenario_text"]
 
 _TOOL_RESULT = re.compile(r"^Tool result \(([^)\n]*)\)(?: \(error\))?: ?(.*)$", re.M)
 _MUST_CALL = re.compile(r"You must call the tool `([^`]+)`")
 _REASK_SCHEMA = re.compile(r"The arguments of `([^`]+)` must match this JSON Schema: (.*)$", re.M)
 _REASK_TOOLS = re.compile(r"^The tools are: `([^`]+)`", re.M)
 _BAD = {"1": "syntax", "syntax": "syntax", "schema": "schema"}
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+#: "Use the Bash tool to run: ls" / "call the `get_time` tool for Oslo": a plain request for a tool.
+_PLAIN_CALL = re.compile(r"^\W*(?:please\s+)?(?:use|call|run)\s+(?:the\s+)?`?([\w.-]+)`?\s+tool\b(.*)$", re.I | re.M)
 
 
 def client_tool_answer(question: str, *, context: str = "") -> str | None:
@@ -40,38 +49,57 @@ def client_tool_answer(question: str, *, context: str = "") -> str | None:
     """
     if question.startswith(REASK_HEADING):
         return _reasked(question)
+    found = _tool_question(question, context)
+    if found is None:
+        return None
+    tools, request = found
+    params = _call_directive(request)
+    if params is None:
+        return None
+    results = _TOOL_RESULT.findall(request)
+    if results:
+        return "The tool returned: " + "; ".join(text.strip() for _, text in results)
+    chosen = _chosen(params, tools, question, request)
+    if chosen is None:
+        return None
+    names, hint = chosen
+    bad = _BAD.get(params.get("bad", ""), "")
+    calls = [_call(name, tools.get(name, {}), hint, bad if i == 0 else "") for i, name in enumerate(names)]
+    return f"I will call {', '.join(names)}.\n\n" + "\n".join(calls)
+
+
+def scenario_text(question: str, *, context: str = "") -> str:
+    """The text the scenarios read: the user's current request when client tools are offered."""
+    found = _tool_question(question, context)
+    return question if found is None else found[1]
+
+
+def _tool_question(question: str, context: str) -> tuple[dict[str, dict[str, Any]], str] | None:
+    """(tools, the user's current request without system reminders), or None without a tool block."""
     if question.startswith(TOOLS_HEADING):
         tools, request = _split(question)
     elif context.startswith(TOOLS_HEADING):
         tools, request = _split(context)[0], question
     else:
         return None
-    params = _call_directive(question)
-    if params is None:
-        return None
-    results = _TOOL_RESULT.findall(request)
-    if results:
-        return "The tool returned: " + "; ".join(text.strip() for _, text in results)
-    names = _chosen(params, tools, question)
-    hint = _hint(request)
-    bad = _BAD.get(params.get("bad", ""), "")
-    calls = [_call(name, tools.get(name, {}), hint, bad if i == 0 else "") for i, name in enumerate(names)]
-    return f"I will call {', '.join(names)}.\n\n" + "\n".join(calls)
+    return tools, _REMINDER.sub("", request).strip()
 
 
-def _call_directive(question: str) -> dict[str, str] | None:
-    """The ``[sim call ...]`` parameters ({} without a directive); None for another scenario."""
-    matches = list(DIRECTIVE_RE.finditer(question))
+def _call_directive(request: str) -> dict[str, str] | None:
+    """The ``[sim call ...]`` parameters ({} without a directive); None for another scenario.
+
+    A bare ``[sim call]`` gives ``{"tool": ""}``: a call of the default tool.
+    """
+    matches = list(DIRECTIVE_RE.finditer(request))
     if not matches:
         return {}
     last = matches[-1]
     if last["name"] != "call":
         return None
     params = dict(pair.partition("=")[::2] for pair in last["params"].split())
-    unknown = set(params) - {"tool", "bad"}
-    if unknown or params.get("bad", "1") not in _BAD:
+    if set(params) - {"tool", "bad"} or params.get("bad", "1") not in _BAD:
         raise DirectiveError(f"scenario 'call' takes tool=NAME[,NAME] and bad=syntax|schema, got {params}")
-    return params
+    return {"tool": "", **params}
 
 
 def _split(question: str) -> tuple[dict[str, dict[str, Any]], str]:
@@ -88,13 +116,26 @@ def _split(question: str) -> tuple[dict[str, dict[str, Any]], str]:
     return tools, request[current + len("Current request:\n") :] if current >= 0 else request
 
 
-def _chosen(params: dict[str, str], tools: dict[str, Any], question: str) -> list[str]:
+def _chosen(
+    params: dict[str, str], tools: dict[str, Any], question: str, request: str
+) -> tuple[list[str], str] | None:
+    """The tools to call and the words their arguments come from; None: answer in text."""
+    hint = _hint(request)
     if params.get("tool"):
-        return [n for n in params["tool"].split(",") if n]
+        return [n for n in params["tool"].split(",") if n], hint
     forced = _MUST_CALL.search(question)
     if forced:
-        return [forced.group(1)]
-    return list(tools)[:1]
+        return [forced.group(1)], hint
+    if params:  # [sim call] without tool=
+        return list(tools)[:1], hint
+    for match in _PLAIN_CALL.finditer(request):
+        if match.group(1) in tools:
+            rest = match.group(2)
+            words = rest.partition(":")[2] if ":" in rest else rest
+            return [match.group(1)], _hint(words) if words.strip() else hint
+    if "You must call at least one tool" in question:
+        return list(tools)[:1], hint
+    return None
 
 
 def _hint(request: str) -> str:

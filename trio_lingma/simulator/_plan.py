@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from ._client_tools import client_tool_answer
+from ._client_tools import client_tool_answer, scenario_text
 from ._scenario import Directive, DirectiveError, Scenario, parse_question
 
 __all__ = [
@@ -133,7 +133,7 @@ def plan_turn(ask: Ask) -> TurnPlan:
         answer = client_tool_answer(ask.question_text, context=ask.context)  # using the client's tools
         if answer is not None:
             return _plan_answer(ask, answer)
-        directive = parse_question(ask.question_text)
+        directive = parse_question(scenario_text(ask.question_text, context=ask.context))
     except DirectiveError as exc:
         return _plan_bad_directive(ask, str(exc))
     planner = _PLANNERS[directive.scenario.name]
