@@ -31,6 +31,8 @@ from trio_lingma.protocol.events import (
     StreamError,
     TextDelta,
     ThinkingDelta,
+    ToolCallResult,
+    ToolCallStart,
     Usage,
 )
 from trio_lingma.settings import ConfigError
@@ -173,6 +175,10 @@ def test_simulator_translates_the_legacy_plan() -> None:
     assert not any(isinstance(s, Push) and s.method in ("chat/answer", "chat/finish") for s in steps)
     tools = acp_steps(plan_turn(Ask(request_id="R", session_id="S", question_text="[sim tools]")))
     assert not any(isinstance(s, Push) and s.method.startswith("tool/") for s in tools)
+    updates = [s.params["update"] for s in tools if isinstance(s, Notify) and s.method == "session/update"]
+    tool_kinds = [(u["sessionUpdate"], u.get("status")) for u in updates if "toolCallId" in u]
+    assert tool_kinds == [("tool_call", "pending"), ("tool_call_update", "in_progress"),
+                          ("tool_call_update", "completed")]
 
 
 def test_registry() -> None:
@@ -613,9 +619,15 @@ async def test_simulator_acp_turns(acp_sim: SimulatorPorts, tmp_path: Path) -> N
             assert stray[-1] == Finish()
             _, failed = await _ask(dialect, "[sim error status=503 after=1] x", rid="req-4")
             assert isinstance(failed[-1], StreamError) and "503" in failed[-1].message
+            _, tools = await _ask(dialect, "[sim tools calls=2 status=ERROR] x", rid="req-5", mode="agent")
+            starts = [e for e in tools if isinstance(e, ToolCallStart)]
+            assert [e.name for e in starts] == ["read_file", "read_file"]
+            results = [e for e in tools if isinstance(e, ToolCallResult)]
+            assert [(r.is_error, r.content) for r in results] == [(True, "simulated tool failure")] * 2
+            assert "".join(e.text for e in tools if isinstance(e, TextDelta)) == "Echo: x"
             await dialect.delete_session(session)
             stats = await _stats(client)
-    assert [a["requestId"] for a in stats["asks"]] == ["req-1", "req-2", "req-3", "req-4"]
+    assert [a["requestId"] for a in stats["asks"]] == ["req-1", "req-2", "req-3", "req-4", "req-5"]
     assert stats["asks"][1]["sessionId"] == session and stats["asks"][1]["isReply"]
     assert stats["asks"][0]["model"] == "dashscope_qwen3_coder"
     assert session in stats["deletedSessions"]

@@ -10,6 +10,9 @@ notifications correlated by ``_meta["ai-coding/request-id"]`` (never by JSON-RPC
 :class:`AcpTurn` turns one turn's updates into internal events:
 
 * ``agent_message_chunk`` → :class:`TextDelta`, ``agent_thought_chunk`` → :class:`ThinkingDelta`;
+* ``tool_call``/``tool_call_update`` → the legacy dialect's tool events, through the same
+  :class:`~.agent_tools.ToolAssembler` (:mod:`.acp_tools`), so ``TOOL_BRIDGE`` works alike;
+  ``plan`` → :class:`~.events.PlanUpdate` (a text line with ``TOOL_BRIDGE=text``, else dropped);
 * ``notification`` ``context_usage`` → :class:`Usage` only when it carries explicit input and
   output counts (``usedTokens`` alone is the context window's fill, history included, so
   the gateway's own count stays);
@@ -35,6 +38,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from . import acp_tools
+from .agent_tools import ToolAssembler
 from .events import ErrorKind, Event, Finish, FinishReason, StreamError, TextDelta, ThinkingDelta, Usage
 
 __all__ = [
@@ -149,6 +154,7 @@ class AcpTurn:
         #: The ``session/prompt`` response came as an acknowledgement (no ``stopReason``).
         self.acknowledged = False
         self.context_usage: dict[str, Any] | None = None
+        self.tools = ToolAssembler()
 
     def __repr__(self) -> str:
         return f"<AcpTurn {self.request_id} session={self.session_id} finished={self.finished}>"
@@ -167,6 +173,12 @@ class AcpTurn:
             case "agent_thought_chunk":
                 text = _content_text(update.get("content"))
                 return [ThinkingDelta(text=text)] if text else []
+            case "tool_call":
+                return acp_tools.tool_call(self.tools, update, acp_tools.update_meta(params, update))
+            case "tool_call_update":
+                return acp_tools.tool_call_update(self.tools, update, acp_tools.update_meta(params, update))
+            case "plan":
+                return acp_tools.plan_update(update)
             case "notification":
                 return self._notification(update)
         return []
@@ -181,7 +193,7 @@ class AcpTurn:
             self.acknowledged = True
             return []
         self.finished = True
-        return [stop_reason_event(reason)]
+        return [*self.tools.finish(), stop_reason_event(reason)]
 
     def prompt_failed(self, message: str, *, kind: ErrorKind = ErrorKind.UPSTREAM_ERROR) -> list[Event]:
         """The ``session/prompt`` call failed (an error response) before the turn ended."""
@@ -200,7 +212,7 @@ class AcpTurn:
                 return [usage] if usage is not None else []
             case "chat_finish":
                 self.finished = True
-                return [finish_event(data)]
+                return [*self.tools.finish(), finish_event(data)]
         return []
 
 

@@ -27,6 +27,8 @@ narrower match keeps ordinary code in the answer untouched.
 
 :class:`ToolPresenter` applies the gateway's ``TOOL_BRIDGE`` setting on the event stream:
 ``bridge`` passes tool events on, ``text`` renders them as plain text lines, ``off`` drops them.
+An ACP agent's plan (:class:`~.events.PlanUpdate`) has no wire shape: it is a text line in
+``text`` mode and dropped otherwise.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any
 
 import attrs
 
-from .events import Event, TextDelta, ToolCallArgsDelta, ToolCallResult, ToolCallStart
+from .events import Event, PlanUpdate, TextDelta, ToolCallArgsDelta, ToolCallResult, ToolCallStart
 from .jsonutil import compact_json
 
 __all__ = [
@@ -229,10 +231,22 @@ class ToolAssembler:
         call_id = params.get("toolCallId")
         if not isinstance(call_id, str) or not call_id:
             return []
+        name = params.get("name")
+        return self.learn(call_id, name=name if isinstance(name, str) else None, parameters=params.get("parameters"))
+
+    def learn(self, call_id: str, *, name: str | None = None, parameters: Any = None) -> list[Event]:
+        """What one report says about a call: its name and/or its parameters (first one wins)."""
         call = self._call(call_id)
-        if isinstance(params.get("name"), str) and params["name"] and call.name is None:
-            call.name = params["name"]
-        self._learn_parameters(call, params.get("parameters"))
+        if name and call.name is None:
+            call.name = name
+        self._learn_parameters(call, parameters)
+        return self._advance(call)
+
+    def conclude(self, result: ToolCallResult) -> list[Event]:
+        """A call's outcome (the first one counts); emitted once the call has started."""
+        call = self._call(result.id)
+        if call.result is None and not call.ended:
+            call.result = result
         return self._advance(call)
 
     def finish(self) -> list[Event]:
@@ -295,7 +309,7 @@ class ToolPresenter:
 
     def feed(self, events: list[Event]) -> list[Event]:
         if self.mode is ToolBridge.BRIDGE:
-            return events
+            return [event for event in events if not isinstance(event, PlanUpdate)]
         out: list[Event] = []
         for event in events:
             out += self._one(event)
@@ -313,6 +327,9 @@ class ToolPresenter:
                 return []
             case ToolCallResult():
                 return self._flush() + self._line(self._result_line(event))
+            case PlanUpdate(entries=entries):
+                steps = "; ".join(f"{text} ({status})" if status else text for text, status in entries)
+                return self._flush() + self._line(f"[plan: {steps}]")
         out = self._flush()
         if isinstance(event, TextDelta) and event.text:
             self._at_line_start = event.text.endswith("\n")

@@ -20,6 +20,7 @@ __all__ = [
     "Event",
     "Finish",
     "FinishReason",
+    "PlanUpdate",
     "StreamError",
     "TextDelta",
     "ThinkingDelta",
@@ -85,6 +86,17 @@ class ToolCallResult:
 
 
 @attrs.frozen(kw_only=True)
+class PlanUpdate:
+    """Lingma's agent published its plan (ACP ``plan``): each entry's text and status.
+
+    Shown only as text (``TOOL_BRIDGE=text``); the wire APIs have no shape for it, so the
+    tool presenter drops it otherwise and the adapters never see it.
+    """
+
+    entries: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen(kw_only=True)
 class Usage:
     input_tokens: int
     output_tokens: int
@@ -109,6 +121,7 @@ Event = (
     | ToolCallStart
     | ToolCallArgsDelta
     | ToolCallResult
+    | PlanUpdate
     | Usage
     | Finish
     | StreamError

@@ -11,7 +11,12 @@ as if it were a ``chat/ask`` and the plan is translated step by step (:func:`acp
   ``chat/think`` with text → ``agent_thought_chunk``;
 * ``chat/finish`` → ``notification`` ``context_usage`` then ``notification`` ``chat_finish``
   (``data.reason``; ``data.statusCode`` only when it is not 200);
-* tool steps are dropped (ACP tool events are unknown, §4.3) — ``[sim tools]`` just answers;
+* tool steps become the tool updates of QoderCN session replays (§11, WE): the ``PENDING``
+  card a ``tool_call`` ``{toolCallId, title, kind, rawInput}`` with ``_meta``
+  ``ai-coding/tool-name``/``tool-kind``, ``RUNNING`` a ``tool_call_update`` ``in_progress``, and
+  the tool round trip a ``tool_call_update`` ``completed`` (``rawOutput: [{content}]``) or
+  ``failed`` (``ai-coding/tool-call-error-message``): an ACP runtime runs its tools itself, so
+  nothing is asked of the client; markers and ``REQUEST_FINISHED`` are dropped;
 * everything else (step callbacks, stray requests, pauses, crash, hang) is kept as is.
 
 Updates are notifications carrying ``_meta["ai-coding/request-id"]``. The ``session/prompt``
@@ -37,7 +42,7 @@ from ._catalogue import SERVER_VERSION, is_reasoning_model
 from ._connection import Connection
 from ._dialect import Reply, RpcFailure
 from ._legacy import LegacyDialect, _ask_record
-from ._plan import Ask, InvokeTools, Notify, Push, Step, TurnPlan, plan_turn
+from ._plan import Ask, InvokeTools, Notify, Push, Step, ToolCall, TurnPlan, plan_turn
 from ._runtime import Simulator
 from ._state import ChatRecord
 from ._turn import _TurnRunner
@@ -77,7 +82,40 @@ def finish_steps(plan: TurnPlan, reason: str, status_code: int = 200) -> list[St
     ]
 
 
-def _translate(plan: TurnPlan, step: Step) -> list[Step]:
+def _tool_meta(call: ToolCall) -> dict[str, Any]:
+    return {"ai-coding/tool-name": call.name, "ai-coding/tool-kind": "read"}
+
+
+def _tool_update(plan: TurnPlan, call: ToolCall, update: dict[str, Any], meta: dict[str, Any]) -> Notify:
+    note = _update(plan, {"toolCallId": call.tool_call_id, **update})
+    note.params["_meta"].update(meta)
+    return note
+
+
+def _tool_card(plan: TurnPlan, calls: dict[str, ToolCall], params: dict[str, Any]) -> list[Step]:
+    call = calls.get(params.get("toolCallId") or "")
+    if call is None:  # REQUEST_FINISHED and id-less cards
+        return []
+    if params["toolCallStatus"] == "PENDING":
+        update = {"sessionUpdate": "tool_call", "title": f"{call.name} {call.parameters.get('file_path', '')}",
+                  "kind": "read", "rawInput": call.parameters, "status": "pending"}
+        return [_tool_update(plan, call, update, _tool_meta(call))]
+    update = {"sessionUpdate": "tool_call_update", "status": "in_progress"}
+    return [_tool_update(plan, call, update, _tool_meta(call))]
+
+
+def _tool_end(plan: TurnPlan, call: ToolCall) -> Notify:
+    """The runtime ran the tool itself: ``completed`` with its output, or ``failed``."""
+    if call.fail:
+        meta = {**_tool_meta(call), "ai-coding/tool-call-error-code": 500,
+                "ai-coding/tool-call-error-message": "simulated tool failure"}
+        return _tool_update(plan, call, {"sessionUpdate": "tool_call_update", "status": "failed"}, meta)
+    output = [{"content": f"simulated contents of {call.parameters.get('file_path', '?')}"}]
+    update = {"sessionUpdate": "tool_call_update", "status": "completed", "rawOutput": output}
+    return _tool_update(plan, call, update, _tool_meta(call))
+
+
+def _translate(plan: TurnPlan, calls: dict[str, ToolCall], step: Step) -> list[Step]:
     match step:
         case Push(method="chat/answer", params=params):
             text = params["text"]
@@ -87,16 +125,19 @@ def _translate(plan: TurnPlan, step: Step) -> list[Step]:
             return [_chunk(plan, "agent_thought_chunk", text)] if text else []
         case Push(method="chat/finish", params=params):
             return finish_steps(plan, params["reason"], params["statusCode"])
+        case Push(method="tool/call/sync", params=params):
+            return _tool_card(plan, calls, params)
         case Push(method=method) if method in _TOOL_PUSHES:
             return []
-        case InvokeTools():
-            return []
+        case InvokeTools(calls=invoked):
+            return [_tool_end(plan, call) for call in invoked]
     return [step]
 
 
 def acp_steps(plan: TurnPlan) -> tuple[Step, ...]:
     """The legacy plan of a turn, as the ACP runtime would stream it."""
-    return tuple(out for step in plan.steps for out in _translate(plan, step))
+    calls = {call.tool_call_id: call for step in plan.steps if isinstance(step, InvokeTools) for call in step.calls}
+    return tuple(out for step in plan.steps for out in _translate(plan, calls, step))
 
 
 class AcpDialect(LegacyDialect):
