@@ -17,10 +17,12 @@ import httpx
 
 from trio_lingma.testing import free_port, simulator_pids, stop_process
 
-__all__ = ["API_KEY", "VARIANTS", "RunningGateway", "free_port", "run_gateway", "run_variant",
+__all__ = ["ADMIN_KEY", "API_KEY", "VARIANTS", "RunningGateway", "free_port", "run_gateway", "run_variant",
            "run_simulator", "simulator_pids", "stop", "wait_for"]
 
 API_KEY = "sk-test-key"
+#: Every test gateway has an admin key (unless a test sets its own), so ``readyz()`` shows detail.
+ADMIN_KEY = "sk-test-admin-key"
 
 
 @attrs.define
@@ -30,6 +32,7 @@ class RunningGateway:
     workdir: Path
     log_path: Path
     variant: str = "legacy"
+    admin_key: str = ADMIN_KEY
 
     @property
     def base_url(self) -> str:
@@ -42,7 +45,9 @@ class RunningGateway:
         return self.log_path.read_text(errors="replace")
 
     def readyz(self) -> httpx.Response:
-        return httpx.get(f"{self.url}/readyz", timeout=5)
+        """``/readyz`` with the admin key: the pool's detail, not only ready/not ready."""
+        headers = {"Authorization": f"Bearer {self.admin_key}"} if self.admin_key else {}
+        return httpx.get(f"{self.url}/readyz", headers=headers, timeout=5)
 
     def wait_ready(self, timeout: float = 30.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -78,6 +83,7 @@ def run_gateway(
         "LINGMA_PING_INTERVAL": "1",
         "LINGMA_PING_TIMEOUT": "1",
         "LOG_LEVEL": "INFO",
+        "ADMIN_KEY": ADMIN_KEY,
         **(env or {}),
     }
     command = list(argv) if argv else [sys.executable, "-m", "trio_lingma", "serve"]
@@ -85,7 +91,8 @@ def run_gateway(
     log_path = tmp / "gateway.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=full_env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-    gateway = RunningGateway(url=f"http://127.0.0.1:{port}", process=process, workdir=tmp, log_path=log_path)
+    gateway = RunningGateway(url=f"http://127.0.0.1:{port}", process=process, workdir=tmp, log_path=log_path,
+                             admin_key=full_env["ADMIN_KEY"])
     try:
         if wait:
             gateway.wait_ready()

@@ -52,7 +52,7 @@ class Gateway:
             return exc.code, json.loads(exc.read() or b"null")
 
     def readyz(self) -> dict[str, Any]:
-        return self.get("/readyz")[1]
+        return self.get("/readyz", admin=True)[1]
 
     def rss_kib(self) -> int:
         return rss_kib(self.pid)

@@ -30,7 +30,18 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "error_from_event",
+    "shorten",
 ]
+
+#: The longest error message the gateway sends; longer ones (a huge value echoed by a
+#: message that forgot :func:`shorten`) are cut. Every echo site should use ``shorten`` itself.
+MAX_MESSAGE_CHARS = 2000
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, ending in an ellipsis when cut: use it wherever a
+    value the client sent (a model name, a path, a tool name) is echoed in an error or a log."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 class GatewayError(Exception):
@@ -42,6 +53,7 @@ class GatewayError(Exception):
     def __init__(
         self, message: str, *, param: str | None = None, retry_after: float | None = None
     ) -> None:
+        message = shorten(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
         self.param = param

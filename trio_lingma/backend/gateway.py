@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from ..errors import ModelNotFound, Overloaded, QueueTimeout, UpstreamUnavailable
+from ..errors import ModelNotFound, Overloaded, QueueTimeout, UpstreamUnavailable, shorten
 from ..protocol.conversation import ChatRequest
 from ..protocol.legacy import split_model_mode
 from ..settings import Settings
@@ -189,7 +189,7 @@ class Gateway:
         self._refresh_models()
         info = self._models.get(name) or self._models.get(name.lower())
         if info is None:
-            raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.",
+            raise ModelNotFound(f"The model `{shorten(name)}` does not exist or you do not have access to it.",
                                 param="model")
         return info
 

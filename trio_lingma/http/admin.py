@@ -19,7 +19,7 @@ from quart_trio import QuartTrio
 from ..errors import GatewayError, PermissionDenied
 from ..observability.metrics import CONTENT_TYPE
 from ..observability.tasks import format_tree, task_tree
-from .common import gateway, key_matches, presented_key
+from .common import gateway, presents_admin_key
 from .openai_api import render_error
 
 __all__ = ["blueprint", "require_admin"]
@@ -28,11 +28,9 @@ blueprint = Blueprint("admin", __name__)
 
 
 def require_admin() -> None:
-    admin_key = gateway().settings.admin_key
-    if not admin_key:
+    if not gateway().settings.admin_key:
         raise PermissionDenied("Admin endpoints are disabled: set ADMIN_KEY to enable them.")
-    candidate = presented_key(request.headers)
-    if candidate is None or not key_matches(candidate, (admin_key,)):
+    if not presents_admin_key():
         raise PermissionDenied("This endpoint needs the admin key (ADMIN_KEY).")
 
 

@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, has_websocket_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from ..backend.gateway import Gateway
-from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge
+from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge, shorten
 from ..observability.logs import current_request_id, new_request_id, set_request_id
 from ..observability.metrics import Metrics
 from ..observability.tasks import log_tree_on_signal
@@ -114,17 +114,23 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
 
 def _as_gateway_error(exc: HTTPException) -> GatewayError:
+    if has_websocket_context():
+        # The gateway has no WebSocket route, so every upgrade ends here (as a 404 or 405) in a
+        # websocket context, where ``request`` is unbound; quart sends our response as the
+        # handshake's HTTP answer.
+        return NotFound(f"No WebSocket endpoint at {shorten(websocket.path)}: this gateway speaks HTTP only.")
     if exc.code == 413:
         return RequestTooLarge("Request body is too large.")
     if exc.code == 404:
-        return NotFound(f"No route for {request.method} {request.path}.")
+        return NotFound(f"No route for {request.method} {shorten(request.path)}.")
     error = ClientError(exc.description or exc.name)
     error.status = exc.code or 400  # type: ignore[misc]
     return error
 
 
 def _render_for_path(exc: GatewayError) -> Any:
-    return error_renderer(request.path)(exc)
+    path = websocket.path if has_websocket_context() else request.path
+    return error_renderer(path)(exc)
 
 
 def error_renderer(path: str) -> Callable[[GatewayError], Response]:

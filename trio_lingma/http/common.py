@@ -23,7 +23,8 @@ from ..backend.gateway import EventStream, Gateway
 from ..errors import AuthenticationFailed, GatewayError, InternalError, InvalidRequest, RequestTooLarge
 from ..protocol.conversation import ChatRequest
 
-__all__ = ["check_auth", "gateway", "json_response", "open_event_stream", "open_turn", "read_json"]
+__all__ = ["check_auth", "gateway", "json_response", "open_event_stream", "open_turn", "presents_admin_key",
+           "read_json"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,13 @@ def check_auth() -> None:
         raise AuthenticationFailed("Missing API key: send `Authorization: Bearer <key>` or `x-api-key`.")
     if not key_matches(candidate, keys):
         raise AuthenticationFailed("Incorrect API key provided.")
+
+
+def presents_admin_key() -> bool:
+    """Whether the request carries ADMIN_KEY (never true when no ADMIN_KEY is configured)."""
+    admin_key = gateway().settings.admin_key
+    candidate = presented_key(request.headers)
+    return bool(admin_key) and candidate is not None and key_matches(candidate, (admin_key,))
 
 
 def json_response(body: Any, *, status: int = 200, retry_after: float | None = None) -> Response:

@@ -1,4 +1,9 @@
-"""Liveness and readiness."""
+"""Liveness and readiness.
+
+``/readyz`` is open (probes send no key) but says only whether the gateway is ready (and
+draining); the pool's detail — pids, upstream ports, error text — is for the operator and
+needs ``ADMIN_KEY``. A missing or wrong key is no error here: the probe still gets its answer.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Any
 
 from quart import Blueprint
 
-from .common import gateway
+from .common import gateway, presents_admin_key
 
 __all__ = ["blueprint"]
 
@@ -20,12 +25,17 @@ async def healthz() -> Any:
 
 @blueprint.get("/readyz")
 async def readyz() -> Any:
+    gw = gateway()
+    ready = gw.statistics().ready > 0 and not gw.draining
+    body = _detail(ready) if presents_admin_key() else {"ready": ready, "draining": gw.draining}
+    return body, (200 if ready else 503)
+
+
+def _detail(ready: bool) -> dict[str, Any]:
     snap = gateway().statistics()
-    draining = gateway().draining
-    ready = snap.ready > 0 and not draining
-    body = {
+    body: dict[str, Any] = {
         "ready": ready,
-        "draining": draining,
+        "draining": gateway().draining,
         "simulator": snap.simulator,
         "in_flight": snap.in_flight,
         "queued": snap.queued,
@@ -40,4 +50,4 @@ async def readyz() -> Any:
     }
     if snap.simulator:
         body["warning"] = "running on the built-in Lingma simulator (LINGMA_BINARY is not set)"
-    return body, (200 if ready else 503)
+    return body

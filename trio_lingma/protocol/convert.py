@@ -40,7 +40,7 @@ from cattrs.errors import AttributeValidationNote, ClassValidationError, Iterabl
 from cattrs.gen import make_dict_structure_fn
 from cattrs.v import format_exception, transform_error
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, shorten
 
 __all__ = [
     "Bounds",
@@ -327,8 +327,7 @@ def _either(words: list[str]) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(repr(value), 40)
 
 
 # --- the converter ----------------------------------------------------------------------

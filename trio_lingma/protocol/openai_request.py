@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import attrs
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, shorten
 from .conversation import ChatRequest, Image, Message, ToolCall, ToolChoice, ToolSpec
 from .convert import Bounds, Length, structure
 
@@ -288,5 +288,5 @@ def _tool_choice(choice: Literal["none", "auto", "required"] | NamedToolChoice |
     name = choice.function.name
     if name not in {t.name for t in tools}:
         param = "tool_choice.function.name"
-        raise InvalidRequest(f"{param}: no tool named {name!r} in tools", param=param)
+        raise InvalidRequest(f"{param}: no tool named {shorten(name)!r} in tools", param=param)
     return {"name": name}
