@@ -23,7 +23,6 @@ from .e2e_support import API_KEY, RunningGateway, run_gateway
 from .real_clients import client_bin
 
 
-
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     with run_gateway(tmp_path_factory.mktemp("claude-code")) as gateway:
