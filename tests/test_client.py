@@ -10,7 +10,7 @@ import trio.testing
 
 from trio_lingma.backend.client import LingmaClient
 from trio_lingma.backend.legacy import LegacyConnection
-from trio_lingma.backend.transport import MemoryTransport, memory_transport_pair
+from trio_lingma.backend.transport import MemoryTransport, TransportClosed, memory_transport_pair
 from trio_lingma.errors import UpstreamClosed, UpstreamFailed, UpstreamTimeout
 from trio_lingma.protocol import jsonrpc
 from trio_lingma.protocol.events import Finish, FinishReason, StreamError, TextDelta
@@ -133,10 +133,9 @@ async def test_close_fails_pending_calls_and_turns(link: tuple[LingmaClient, Fak
 
 
 async def test_closing_while_callers_wait_on_a_full_outbox_raises_upstream_closed(
-        nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("trio_lingma.backend.client.OUTBOX", 1)
+        nursery: trio.Nursery) -> None:
     client_end, server_end = memory_transport_pair(buffer=0)  # nobody reads: the writer blocks
-    client = LingmaClient(client_end, name="test")
+    client = LingmaClient(client_end, name="test", outbox=1)
     nursery.start_soon(_serve_quietly, client)
     failures: list[BaseException] = []
 
@@ -232,3 +231,68 @@ async def test_failed_finish_becomes_stream_error(link: tuple[LingmaClient, Fake
             ) as turn:
                 (event,) = await turn.receive()
     assert isinstance(event, StreamError) and "status 500" in event.message
+
+
+async def test_a_flood_of_pushes_is_back_pressured_never_dropped(nursery: trio.Nursery) -> None:
+    client_end, server_end = memory_transport_pair(buffer=4)
+    client = LingmaClient(client_end, name="test", outbox=8)
+    nursery.start_soon(_serve_quietly, client)
+    server = FakeServer(server_end)
+    sent: list[int] = []
+
+    async def flood() -> None:
+        for n in range(200):
+            sent.append(await server.push("chat/answer", {"requestId": "nobody", "text": str(n)}))
+
+    with trio.fail_after(5):
+        nursery.start_soon(flood)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(sent) < 40  # the server reads nothing: the client stopped reading too
+        answered = {(await server.next_message()).id for _ in range(200)}
+    assert answered == set(sent) and len(sent) == 200
+    assert server.peer.pending == {}
+
+
+async def test_probes_go_ahead_of_queued_answers(nursery: trio.Nursery) -> None:
+    client_end, server_end = memory_transport_pair(buffer=1)
+    client = LingmaClient(client_end, name="test", outbox=1000)
+    nursery.start_soon(_serve_quietly, client)
+    server = FakeServer(server_end)
+    with trio.fail_after(5):
+        for n in range(50):
+            await server.push("chat/answer", {"requestId": "nobody", "text": str(n)})
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(client.call, "ping")
+        await trio.testing.wait_all_tasks_blocked()
+        methods = [getattr(await server.next_message(), "method", None) for _ in range(51)]
+    assert methods.index("ping") < 5  # behind at most the batch already being written
+
+
+async def test_inbound_traffic_is_a_sign_of_life(
+    link: tuple[LingmaClient, FakeServer], autojump_clock: Any) -> None:
+    client, server = link
+    await trio.sleep(10)
+    before = client.last_received
+    await server.push("chat/answer", {"requestId": "nobody", "text": "x"})
+    await trio.testing.wait_all_tasks_blocked()
+    assert client.last_received == trio.current_time() > before
+
+
+async def test_closing_while_answers_are_backlogged_fails_calls_cleanly(nursery: trio.Nursery) -> None:
+    client_end, server_end = memory_transport_pair(buffer=2)
+    client = LingmaClient(client_end, name="test", outbox=4)
+    nursery.start_soon(_serve_quietly, client)
+    server = FakeServer(server_end)
+
+    async def flood() -> None:
+        with pytest.raises(TransportClosed):
+            for n in range(100):
+                await server.push("chat/answer", {"requestId": "nobody", "text": str(n)})
+
+    with trio.fail_after(5):
+        nursery.start_soon(flood)
+        await trio.testing.wait_all_tasks_blocked()
+        async with trio.open_nursery() as inner:
+            inner.start_soon(server.transport.aclose)
+            with pytest.raises(UpstreamClosed):
+                await client.call("ping")

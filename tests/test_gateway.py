@@ -198,6 +198,29 @@ async def test_probe_based_recovery(
     assert inst.life == 1 and pool.fakes[0].lives == 1
 
 
+async def test_an_instance_busy_streaming_is_not_unhealthy(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, tmp_path: Path) -> None:
+    pool = await open_pool(nursery, make_settings(tmp_path), 1)
+    inst = pool.gw.instances[0]
+    states: list[tuple[float, InstanceState]] = []
+
+    async def watch() -> None:
+        while True:
+            await inst.state_changed.wait()
+            states.append((trio.current_time(), inst.state))
+
+    nursery.start_soon(watch)
+    began = trio.current_time()
+    pool.fakes[0].answer_pings = False  # its pings wait behind the answer, as under a flood
+    events = await pool.ask("[fake drip 36]")
+    assert text_of(events) == "." * 36 and trio.current_time() - began == 36.0
+    assert states == []  # probes at 10-15 s and 25-30 s timed out, but chunks kept coming
+    while inst.state is InstanceState.READY:
+        await inst.state_changed.wait()
+    await pool.settle()
+    assert states == [(began + 45.0, InstanceState.UNHEALTHY)]  # silent since 36 s: probe at 40-45 s
+
+
 async def test_failed_probes_restart_the_instance(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, tmp_path: Path) -> None:
     pool = await open_pool(nursery, make_settings(tmp_path), 1)

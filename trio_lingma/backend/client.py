@@ -11,8 +11,13 @@ queued right behind the answer, and its reply is only checked, never awaited. A 
 falls so far behind that its channel fills up is failed alone (its channel is closed), so a
 slow HTTP client slows only its own stream and never the connection.
 
-One named writer task owns the sending side, fed by a bounded outbox, so frames are never
-interleaved and the reader can queue answers without awaiting.
+One named writer task owns the sending side, fed by an :class:`~.outbox.Outbox`: our own calls
+(the health ``ping`` among them) jump ahead of the answers to pushes, and every frame that is
+ready goes out in one batch. Answers are never dropped: when the writer falls
+:data:`OUTBOX` answers behind (a runtime pushing faster than it reads our answers), the reader
+stops reading until it catches up, which back-pressures the runtime through TCP. Any message
+received counts as a sign of life (:attr:`LingmaClient.last_received`): a runtime busy streaming
+is not dead even when a probe's answer waits behind its pushes.
 
 When the connection ends, every pending call and every open turn gets
 :class:`~trio_lingma.errors.UpstreamClosed` — nobody waits forever on a dead runtime.
@@ -34,6 +39,7 @@ from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed, UpstreamTime
 from ..protocol import jsonrpc
 from ..protocol.acp import update_request_id
 from ..protocol.legacy import followup_request, push_request_id, reply_to_server_request
+from .outbox import Outbox, OutboxClosed
 from .transport import Transport, TransportClosed
 
 __all__ = ["LingmaClient", "Push", "TURN_BUFFER"]
@@ -42,6 +48,7 @@ log = logging.getLogger(__name__)
 
 #: Pushes buffered per turn before the turn is failed as too slow (a whole answer fits).
 TURN_BUFFER = 4096
+#: Answers queued for the writer before the reader stops reading (back-pressure).
 OUTBOX = 4096
 
 
@@ -62,14 +69,16 @@ class _Call:
 class LingmaClient:
     """A JSON-RPC client over a :class:`Transport`. Run :meth:`serve` in a nursery first."""
 
-    def __init__(self, transport: Transport, *, name: str = "lingma") -> None:
+    def __init__(self, transport: Transport, *, name: str = "lingma", outbox: int = OUTBOX) -> None:
         self.name = name
         self._transport = transport
         self._peer = jsonrpc.Peer()
         self._calls: dict[int | str, _Call] = {}
         self._turns: dict[str, trio.MemorySendChannel[Push]] = {}
         self._posted: dict[int | str, str] = {}  # our fire-and-forget requests: id → method
-        self._outbox_send, self._outbox_receive = trio.open_memory_channel[str](OUTBOX)
+        self._outbox = Outbox(outbox)
+        #: ``trio.current_time()`` of the last data received from the runtime.
+        self.last_received = -math.inf
         self._closed: str | None = None
         self._nursery: trio.Nursery | None = None
         self.unanswered_errors = 0
@@ -155,11 +164,12 @@ class LingmaClient:
             raise UpstreamClosed(f"{self.name}: {self._closed}")
 
     async def _send(self, frame: str) -> None:
-        """Queue ``frame`` for the writer; UpstreamClosed if the connection ends meanwhile."""
+        """Queue one of our own frames ahead of queued answers; UpstreamClosed once closed."""
         try:
-            await self._outbox_send.send(frame)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self._outbox.put_nowait(frame, urgent=True)
+        except OutboxClosed:
             raise UpstreamClosed(f"{self.name}: {self._closed or 'connection closed'}") from None
+        await trio.lowlevel.checkpoint()
 
     def _result(self, method: str, message: jsonrpc.Response | jsonrpc.ErrorResponse | None) -> Any:
         if message is None:
@@ -170,11 +180,12 @@ class LingmaClient:
         return message.result
 
     async def _write_loop(self) -> None:
-        async for frame in self._outbox_receive:
+        while frames := await self._outbox.take():
             try:
-                await self._transport.send(frame)
+                await self._transport.send_many(frames)
             except TransportClosed as exc:
                 self._closed = self._closed or str(exc)
+                self._outbox.close()  # wakes a reader waiting for room
                 return
 
     async def _read_loop(self) -> None:
@@ -184,6 +195,7 @@ class LingmaClient:
             except TransportClosed as exc:
                 self._closed = str(exc)
                 return
+            self.last_received = trio.current_time()
             try:
                 messages = self._peer.receive_data(text)
             except jsonrpc.FramingError as exc:
@@ -191,6 +203,12 @@ class LingmaClient:
                 messages = list(exc.messages)  # complete before the bad bytes: still valid
             for message in messages:
                 self._dispatch(message)
+            if self._outbox.full:
+                try:
+                    await self._outbox.wait_for_room()  # back-pressure: stop reading
+                except OutboxClosed:
+                    self._closed = self._closed or "connection closed"
+                    return
 
     def _dispatch(self, message: jsonrpc.Received) -> None:
         match message:
@@ -255,10 +273,9 @@ class LingmaClient:
 
     def _queue(self, frame: str) -> None:
         try:
-            self._outbox_send.send_nowait(frame)
-        except trio.WouldBlock:
-            # The writer is stuck on a dead socket; the reader will see the close soon.
-            log.error("%s: outbox full, cannot answer a Lingma request", self.name)
+            self._outbox.put_nowait(frame)  # never dropped: the reader waits for room instead
+        except OutboxClosed:
+            pass  # the writer is gone; the reader sees the close next
 
     def _close(self, reason: str) -> None:
         self._closed = reason
@@ -268,5 +285,5 @@ class LingmaClient:
             channel.close()
         self._turns.clear()
         self._posted.clear()
-        self._outbox_send.close()
+        self._outbox.close()
 

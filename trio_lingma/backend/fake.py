@@ -11,6 +11,7 @@ Turns are scripted by the question text:
 * ``[fake hang]`` — accept the ask, then send nothing (until ``chat/stop``);
 * ``[fake stall]`` — send one answer chunk, then nothing;
 * ``[fake slow S]`` — sleep S seconds before each push;
+* ``[fake drip N]`` — N answer chunks one second apart (a long answer still streaming);
 * otherwise answer ``Echo: <question>`` in two chunks and finish with status 200.
 
 One-shot faults for the next ask are set on the fake: ``fail_next_ask = "crash"`` (drop the
@@ -146,6 +147,8 @@ class FakeLingma:
             return
         answer = f"Echo: {_DIRECTIVE.sub('', question).strip()}"
         chunks = [answer[: len(answer) // 2], answer[len(answer) // 2 :]]
+        if kind == "drip":
+            chunks, kind, arg = ["."] * int(arg or 1), "slow", "1"
         if kind == "hang":
             await trio.sleep_forever()
         for chunk in chunks:

@@ -44,7 +44,7 @@ import attrs
 import trio
 
 from ..bootstrap import find_binary
-from ..errors import UpstreamError
+from ..errors import UpstreamError, UpstreamTimeout
 from ..protocol import jsonrpc
 from ..protocol.legacy import logged_in, not_logged_in_reason
 from ..settings import Settings
@@ -271,13 +271,23 @@ class Instance:
         self.handshake = attrs.evolve(self.handshake, logged_in=True, auth_status=auth)
 
     async def _probe_forever(self, connection: Connection) -> None:
-        """Ping on an interval; UNHEALTHY after one failure, restart after several in a row."""
+        """Ping on an interval; UNHEALTHY after one failure, restart after several in a row.
+
+        A probe that times out while the runtime kept sending (a long answer streaming) is a
+        success: the runtime is alive, only busy, and its ``ping`` answer waits behind its pushes.
+        """
         failures = 0
         while True:
             await trio.sleep(self.settings.ping_interval)
+            began = trio.current_time()
             try:
                 await connection.ping(timeout=self.settings.ping_timeout)
                 ok = True
+            except UpstreamTimeout:
+                ok = connection.client.last_received > began
+                if not ok:
+                    self.probe_failures += 1
+                    self.last_error = "health probe failed: no answer and nothing received"
             except UpstreamError as exc:
                 ok = False
                 self.probe_failures += 1

@@ -43,6 +43,9 @@ class TransportClosed(Exception):
 class Transport(Protocol):
     async def send(self, text: str) -> None: ...
 
+    async def send_many(self, texts: list[str]) -> None:
+        """Send each text as its own frame, in order (one write where the transport can)."""
+
     async def receive(self) -> str: ...
 
     async def aclose(self) -> None: ...
@@ -59,6 +62,10 @@ class WebSocketTransport:
             await self._ws.send_message(text)
         except trio_websocket.ConnectionClosed as exc:
             raise TransportClosed(f"connection closed: {exc.reason}") from None
+
+    async def send_many(self, texts: list[str]) -> None:
+        for text in texts:
+            await self.send(text)
 
     async def receive(self) -> str:
         try:
@@ -90,6 +97,10 @@ class MemoryTransport:
             await self._send.send(text)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise TransportClosed("peer closed") from None
+
+    async def send_many(self, texts: list[str]) -> None:
+        for text in texts:
+            await self.send(text)
 
     async def receive(self) -> str:
         try:
