@@ -205,24 +205,26 @@ INVALID: list[tuple[object, str, str | None]] = [
     (body(max_tokens="10"), "max_tokens: Input should be a valid integer", "max_tokens"),
     (body(max_tokens=True), "max_tokens: Input should be a valid integer", "max_tokens"),
     (body(messages=[]), "messages: at least one message is required", "messages"),
-    (body(messages=[{"role": "system", "content": "x"}]),
-     "messages.0.role: Input should be 'user' or 'assistant'", "messages.0.role"),
+    (body(messages=[{"role": "tool", "content": "x"}]),
+     "messages.0.role: Input should be 'user', 'assistant' or 'system'", "messages.0.role"),
     (body(messages=[{"role": "user"}]), "messages.0.content: Field required", "messages.0.content"),
     (body(messages=[{"role": "user", "content": 3}]),
      "messages.0.content: Input should be a valid string or a list of content blocks", "messages.0.content"),
     (body(messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": [{"type": "video"}]}]),
      "messages.1.content.0.type: Input tag 'video' found using 'type' does not match any of the expected "
-     "tags: 'text', 'tool_use', 'thinking', 'redacted_thinking', 'server_tool_use', "
-     "'web_search_tool_result', 'web_fetch_tool_result', 'code_execution_tool_result', "
-     "'mcp_tool_use', 'mcp_tool_result'", "messages.1.content.0.type"),
+     "tags: 'text', 'tool_use', 'compaction', 'thinking', 'redacted_thinking', 'server_tool_use', "
+     "'web_search_tool_result', 'web_fetch_tool_result', 'advisor_tool_result', 'code_execution_tool_result', "
+     "'bash_code_execution_tool_result', 'text_editor_code_execution_tool_result', 'tool_search_tool_result', "
+     "'mcp_tool_use', 'mcp_tool_result', 'mcp_tool_listing', 'container_upload', 'fallback'",
+     "messages.1.content.0.type"),
     (body(messages=[{"role": "user", "content": [{"text": "no type"}]}]),
      "messages.0.content.0.type: Field required", "messages.0.content.0.type"),
     (body(messages=[{"role": "user", "content": [{"type": "text"}]}]),
      "messages.0.content.0.text: Field required", "messages.0.content.0.text"),
     (body(messages=[{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": "x"}}]}]),
-     "messages.0.content.0.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif', "
-     "'image/webp'", "messages.0.content.0.source.media_type"),
+     "messages.0.content.0.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' "
+     "or 'image/webp'", "messages.0.content.0.source.media_type"),
     (body(messages=[{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "n", "input": "{}"}]}]),
      "messages.0.content.0.input: Input should be a valid dictionary", "messages.0.content.0.input"),
     (body(messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "is_error": "yes"}]}]),
@@ -230,7 +232,7 @@ INVALID: list[tuple[object, str, str | None]] = [
     (body(messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
                                                   "content": [{"type": "tool_use"}]}]}]),
      "messages.0.content.0.content.0.type: Input tag 'tool_use' found using 'type' does not match any of "
-     "the expected tags: 'text', 'image', 'document'", "messages.0.content.0.content.0.type"),
+     "the expected tags: 'text', 'image', 'document', 'search_result', 'tool_reference'", "messages.0.content.0.content.0.type"),
     (body(temperature=1.5), "temperature: Input should be less than or equal to 1", "temperature"),
     (body(temperature=-0.1), "temperature: Input should be greater than or equal to 0", "temperature"),
     (body(top_p="high"), "top_p: Input should be a valid number", "top_p"),
@@ -248,7 +250,7 @@ INVALID: list[tuple[object, str, str | None]] = [
      "thinking.budget_tokens"),
     (body(thinking={"type": "on"}),
      "thinking.type: Input tag 'on' found using 'type' does not match any of the expected tags: "
-     "'enabled', 'disabled', 'adaptive'", "thinking.type"),
+     "'enabled', 'disabled', 'adaptive', 'between_tools'", "thinking.type"),
     (body(tools=[{"name": "bad name!", "input_schema": {"type": "object"}}]),
      "tools.0.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'", "tools.0.name"),
     (body(tools=[{"name": "Read"}]), "tools.0.input_schema: Field required", "tools.0.input_schema"),

@@ -16,14 +16,25 @@ Both public wire APIs are JSON, so this converter structures *JSON values*, stri
   ``Annotated[tuple[str, ...], Length(1, 4)]``, so they are checked where the field is
   structured and their errors carry the field path.
 
-Every failure is collected by cattrs' detailed validation; :func:`structure` turns the first
-one into :class:`~trio_lingma.errors.InvalidRequest` naming the path the way OpenAI does,
-``messages[2].role: must be one of system, user``, with ``param="messages[2].role"``.
-Adapters raise :class:`FieldError` from their own checks for the same treatment.
+* A field named ``type`` (or, lacking one, ``role``) holding a ``Literal`` is a *tag*: a
+  wrong value is an :class:`UnknownTag`, in a union or not. In a union, the class whose tag
+  has a default is chosen when the tag is missing (Anthropic's type-less custom tools), and a
+  class whose tag is a plain ``str`` takes any other value (tools the gateway ignores).
+
+Every failure is collected by cattrs' detailed validation as a :class:`FieldError` subclass
+that carries the facts (:class:`Missing`, :class:`WrongKind`, :class:`NotOneOf`, ...), and
+:func:`problems` flattens them into :class:`Problem` values (a path tuple and the error). Each
+wire API words them its own way in one *explainer* passed to :func:`structure`: the default,
+:func:`explain_openai`, names the path as OpenAI does (``messages[2].role: must be one of
+system, user``, ``param="messages[2].role"``); Anthropic's uses pydantic's wording and dotted
+paths (``messages.2.role: Input should be 'user' or 'assistant'``). ``str()`` of every
+FieldError is the OpenAI wording. Adapters raise FieldError from their own checks (with
+:func:`problem`) for the same treatment.
 """
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -38,16 +49,33 @@ from cattrs.cols import (
 )
 from cattrs.errors import AttributeValidationNote, ClassValidationError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn
-from cattrs.v import format_exception, transform_error
 
-from ..errors import InvalidRequest, shorten
+from ..errors import InvalidRequest
+from .field_errors import (
+    FieldError,
+    Missing,
+    NoMatch,
+    NotOneOf,
+    OutOfBounds,
+    Path,
+    Problem,
+    UnknownTag,
+    WrongKind,
+    WrongLength,
+    json_kind,
+    problems,
+)
 
 __all__ = [
     "Bounds",
+    "Explain",
     "FieldError",
+    "Integral",
     "Length",
+    "Pattern",
+    "Problem",
     "converter",
-    "describe_error",
+    "explain_openai",
     "json_kind",
     "make_converter",
     "structure",
@@ -55,10 +83,8 @@ __all__ = [
 
 T = TypeVar("T")
 Hook = Callable[[Any, Any], Any]
-
-
-class FieldError(ValueError):
-    """A value is invalid; the message is shown to the client after the field path."""
+Explain = Callable[[list[Problem]], InvalidRequest]
+"""A wire API's one error formatter: the problems found (at least one) -> its 400."""
 
 
 @attrs.frozen
@@ -69,13 +95,8 @@ class Bounds:
     hi: float | None = None
 
     def check(self, value: Any) -> None:
-        got = f" (got {_short(value)})"
-        if self.lo is not None and self.hi is not None and not self.lo <= value <= self.hi:
-            raise FieldError(f"must be between {_num(self.lo)} and {_num(self.hi)}{got}")
-        if self.lo is not None and not value >= self.lo:
-            raise FieldError(f"must be at least {_num(self.lo)}{got}")
-        if self.hi is not None and not value <= self.hi:
-            raise FieldError(f"must be at most {_num(self.hi)}{got}")
+        if (self.lo is not None and not value >= self.lo) or (self.hi is not None and not value <= self.hi):
+            raise OutOfBounds(self.lo, self.hi, value)
 
 
 @attrs.frozen
@@ -86,42 +107,25 @@ class Length:
     hi: int | None = None
 
     def check(self, value: Any) -> None:
-        what = "characters" if isinstance(value, str) else "items"
-        if len(value) < self.lo:
-            message = f"must have at least {self.lo} {what}"
-            raise FieldError("must not be empty" if self.lo == 1 else message)
-        if self.hi is not None and len(value) > self.hi:
-            raise FieldError(f"must have at most {self.hi} {what}")
+        if len(value) < self.lo or (self.hi is not None and len(value) > self.hi):
+            raise WrongLength(self.lo, self.hi, value)
 
 
-# --- JSON kinds -------------------------------------------------------------------------
+@attrs.frozen
+class Pattern:
+    """``Annotated`` metadata: a string must match ``regex`` (anywhere, as pydantic's ``pattern``)."""
 
-_KIND_ARTICLE = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "array": "an array",
-    "object": "an object",
-    "null": "null",
-}
+    regex: str
+
+    def check(self, value: str) -> None:
+        if re.search(self.regex, value) is None:
+            raise NoMatch(self.regex)
 
 
-def json_kind(value: Any) -> str:
-    """The JSON kind of a decoded JSON value (``"integer"`` for whole numbers)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return "object" if isinstance(value, Mapping) else type(value).__name__
+@attrs.frozen
+class Integral:
+    """``Annotated[int, Integral()]``: a float with no fraction (``1024.0``) is taken as an int,
+    as pydantic-based APIs (Anthropic's) take it."""
 
 
 def _type_kind(t: Any) -> str | None:
@@ -141,45 +145,36 @@ def _type_kind(t: Any) -> str | None:
     return None
 
 
-def _expect(kind: str, value: Any) -> FieldError:
-    got = json_kind(value)
-    return FieldError(f"must be {_KIND_ARTICLE[kind]} (got {_KIND_ARTICLE.get(got, got)})")
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
 # --- strict primitives ------------------------------------------------------------------
 
 
 def _structure_str(value: Any, _: Any) -> str:
     if not isinstance(value, str):
-        raise _expect("string", value)
+        raise WrongKind(("string",), value)
     return value
 
 
 def _structure_int(value: object, _: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _expect("integer", value)
+        raise WrongKind(("integer",), value)
     return value
 
 
 def _structure_float(value: Any, _: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _expect("number", value)
+        raise WrongKind(("number",), value)
     return float(value)
 
 
 def _structure_bool(value: Any, _: Any) -> bool:
     if not isinstance(value, bool):
-        raise _expect("boolean", value)
+        raise WrongKind(("boolean",), value)
     return value
 
 
 def _structure_none(value: Any, _: Any) -> None:
     if value is not None:
-        raise _expect("null", value)
+        raise WrongKind(("null",), value)
 
 
 def _structure_any(value: Any, _: Any) -> Any:
@@ -192,7 +187,7 @@ def _structure_any(value: Any, _: Any) -> Any:
 def _requiring(kind: str, check: Callable[[Any], bool], inner: Hook) -> Hook:
     def hook(value: Any, t: Any) -> Any:
         if not check(value):
-            raise _expect(kind, value)
+            raise WrongKind((kind,), value)
         return inner(value, t)
 
     return hook
@@ -222,7 +217,54 @@ def _mapping_factory(t: Any, conv: cattrs.Converter) -> Hook:
 
 
 def _attrs_factory(t: Any, conv: cattrs.Converter) -> Hook:
-    return _requiring("object", lambda v: isinstance(v, Mapping), make_dict_structure_fn(t, conv))
+    inner: Hook = make_dict_structure_fn(t, conv)
+    tags = _tags(t)
+    if tags is not None:
+        inner = _checking_tag(t, tags, inner)
+    return _requiring("object", lambda v: isinstance(v, Mapping), inner)
+
+
+_TAG_FIELDS = ("type", "role")
+
+
+def _tag_field(cls: type) -> str | None:
+    """The field that tells ``cls`` apart in a union: ``type``, else ``role`` (messages)."""
+    hints = typing.get_type_hints(cls)  # resolves string annotations
+    return next((f for f in _TAG_FIELDS if f in hints), None)
+
+
+def _tags(cls: type) -> tuple[str, tuple[Any, ...]] | None:
+    """``(field, values)`` of ``cls``'s ``Literal`` tag, or ``None`` when it has none."""
+    field = _tag_field(cls)
+    tag = typing.get_type_hints(cls).get(field) if field else None
+    return (field, get_args(tag)) if field and get_origin(tag) is Literal else None
+
+
+def _find(value: Any, allowed: typing.Iterable[Any]) -> Any:
+    """The constant equal to ``value``; ``1 == True`` in Python, so JSON kinds must agree too."""
+    for a in allowed:
+        if value == a and json_kind(value) == json_kind(a):
+            return a
+    raise LookupError(value)
+
+
+def _tag_error(exc: FieldError, field: str, cls: type) -> ClassValidationError:
+    exc.add_note(AttributeValidationNote("Structuring the tag", field, str))
+    return ClassValidationError("While choosing a type by tag", [exc], cls)
+
+
+def _checking_tag(cls: type, tags: tuple[str, tuple[Any, ...]], inner: Hook) -> Hook:
+    field, values = tags
+
+    def hook(value: Any, t: Any) -> Any:
+        if field in value:
+            try:
+                _find(value[field], values)
+            except LookupError:
+                raise _tag_error(UnknownTag(values, value[field], field), field, cls) from None
+        return inner(value, t)
+
+    return hook
 
 
 def _is_literal(t: Any) -> bool:
@@ -231,12 +273,12 @@ def _is_literal(t: Any) -> bool:
 
 def _literal_factory(t: Any, conv: cattrs.Converter) -> Hook:
     allowed = get_args(t)
-    listing = ", ".join(str(a) for a in allowed)
 
     def hook(value: Any, _: Any) -> Any:
-        # ``1 in (True,)`` is true in Python; compare JSON kinds as well as values.
-        if not any(value == a and json_kind(value) == json_kind(a) for a in allowed):
-            raise FieldError(f"must be one of {listing} (got {_short(value)})")
+        try:
+            _find(value, allowed)
+        except LookupError:
+            raise NotOneOf(allowed, value) from None
         return value
 
     return hook
@@ -249,9 +291,12 @@ def _is_annotated(t: Any) -> bool:
 def _annotated_factory(t: Any, conv: cattrs.Converter) -> Hook:
     base, *metadata = get_args(t)
     inner = conv.get_structure_hook(base)
-    checks = [m.check for m in metadata if isinstance(m, (Bounds, Length))]
+    checks = [m.check for m in metadata if isinstance(m, (Bounds, Length, Pattern))]
+    integral = any(isinstance(m, Integral) for m in metadata)
 
     def hook(value: Any, _: Any) -> Any:
+        if integral and isinstance(value, float) and value.is_integer():
+            value = int(value)
         result = inner(value, base)
         for check in checks:
             check(result)
@@ -273,7 +318,7 @@ def _union_factory(t: Any, conv: cattrs.Converter) -> Hook:
         if kind is None:
             raise TypeError(f"cannot structure {t}: member {member} accepts any JSON value")
         by_kind.setdefault(kind, []).append(member)
-    expected = _either([_KIND_ARTICLE[k] for k in by_kind])
+    expected = tuple(by_kind)
     if "number" in by_kind:
         by_kind.setdefault("integer", by_kind["number"])
     hooks = {kind: _kind_hook(kinds, conv) for kind, kinds in by_kind.items()}
@@ -281,7 +326,7 @@ def _union_factory(t: Any, conv: cattrs.Converter) -> Hook:
     def hook(value: Any, _: Any) -> Any:
         kind = json_kind(value)
         if kind not in hooks:
-            raise FieldError(f"must be {expected} (got {_KIND_ARTICLE.get(kind, kind)})")
+            raise WrongKind(expected, value)
         return hooks[kind](value)
 
     return hook
@@ -297,37 +342,36 @@ def _kind_hook(members: list[Any], conv: cattrs.Converter) -> Callable[[Any], An
 
 
 def _tagged_hook(classes: list[type], conv: cattrs.Converter) -> Callable[[Any], Any]:
-    """Several attrs classes distinguished by a ``type: Literal[...]`` field."""
+    """Several attrs classes told apart by their tag (see the module docstring)."""
+    field = _tag_field(classes[0]) or "type"
     by_tag: dict[Any, type] = {}
+    default: type | None = None  # chosen when the tag is missing
+    fallback: type | None = None  # chosen for any other tag
     for cls in classes:
-        tag = typing.get_type_hints(cls).get("type")  # resolves string annotations
-        if get_origin(tag) is not Literal:
-            raise TypeError(f"{cls.__name__} needs a `type: Literal[...]` tag to be in a union")
-        by_tag.update(dict.fromkeys(get_args(tag), cls))
-    tag_type = Literal[tuple(by_tag)]  # type: ignore[valid-type]
-    check_tag = _literal_factory(tag_type, conv)
+        tags = _tags(cls)
+        if tags is None and typing.get_type_hints(cls).get(field) is str:
+            fallback = cls
+            continue
+        if tags is None or tags[0] != field:
+            raise TypeError(f"{cls.__name__} needs a `{field}: Literal[...]` tag to be in a union")
+        by_tag.update(dict.fromkeys(tags[1], cls))
+        if attrs.fields_dict(cls)[field].default is not attrs.NOTHING:
+            default = cls
 
     def hook(value: Any) -> Any:
+        if field not in value:
+            if default is None:
+                raise _tag_error(Missing(), field, classes[0])
+            return conv.structure(value, default)
         try:
-            tag = check_tag(value.get("type"), tag_type) if "type" in value else _missing_tag()
-        except FieldError as exc:
-            exc.add_note(AttributeValidationNote("Structuring the tag", "type", tag_type))
-            raise ClassValidationError("While choosing a type by tag", [exc], classes[0]) from None
-        return conv.structure(value, by_tag[tag])
+            cls = by_tag[_find(value[field], by_tag)]
+        except LookupError:
+            if fallback is None:
+                raise _tag_error(UnknownTag(tuple(by_tag), value[field], field), field, classes[0]) from None
+            cls = fallback
+        return conv.structure(value, cls)
 
     return hook
-
-
-def _missing_tag() -> Any:
-    raise FieldError("required field is missing")
-
-
-def _either(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _short(value: Any) -> str:
-    return shorten(repr(value), 40)
 
 
 # --- the converter ----------------------------------------------------------------------
@@ -354,31 +398,31 @@ converter = make_converter()
 """The converter both wire adapters use. Configured once here; never re-registered elsewhere."""
 
 
-def _format(exc: BaseException, type_: Any) -> str:
-    if isinstance(exc, FieldError):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return "required field is missing"
-    return format_exception(exc, type_)
+def explain_openai(found: list[Problem]) -> InvalidRequest:
+    """OpenAI's wording: ``messages[2].role: must be one of ...``, param the same path;
+    further problems are counted, not listed."""
+    first = found[0]
+    param = _openai_path(first.path) or None
+    if param is None and isinstance(first.error, WrongKind) and first.error.expected == ("object",):
+        message = f"request body must be a JSON object (got {first.error.got})"
+    else:
+        message = f"{param}: {first.error}" if param else str(first.error)
+    if len(found) > 1:
+        message += f" (and {len(found) - 1} more error{'s' if len(found) > 2 else ''})"
+    return InvalidRequest(message, param=param)
 
 
-def describe_error(exc: BaseException) -> tuple[str | None, str]:
-    """``(param, message)`` for a structuring failure: the first error, path OpenAI-style."""
-    errors = transform_error(exc, path="$", format_exception=_format)
-    description, _, path = errors[0].rpartition(" @ ")
-    param = path.removeprefix("$").removeprefix(".") or None
-    message = f"{param}: {description}" if param else description
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
-    return param, message
+def _openai_path(path: Path) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return text.removeprefix(".")
 
 
-def structure(data: Any, cls: type[T], *, what: str = "request body") -> T:
-    """Structure a decoded JSON value into ``cls``; any failure is an :class:`InvalidRequest`."""
+def structure(data: Any, cls: type[T], *, explain: Explain = explain_openai) -> T:
+    """Structure a decoded JSON value into ``cls``; any failure is the :class:`InvalidRequest`
+    that ``explain`` (the wire API's formatter) makes of the problems found."""
     if attrs.has(cls) and not isinstance(data, Mapping):
-        raise InvalidRequest(f"{what} must be a JSON object (got {json_kind(data)})")
+        raise explain([Problem((), WrongKind(("object",), data))])
     try:
         return converter.structure(data, cls)
     except (ClassValidationError, IterableValidationError, FieldError) as exc:
-        param, message = describe_error(exc)
-        raise InvalidRequest(message, param=param) from None
+        raise explain(problems(exc)) from None
