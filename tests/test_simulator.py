@@ -41,7 +41,7 @@ from trio_lingma.simulator import (
     plan_turn,
     serve_simulator,
 )
-from trio_lingma.simulator._plan import InvokeTools, Push, ToolCall, tool_result_sync
+from trio_lingma.simulator._plan import MAX_PIECES, InvokeTools, Push, ToolCall, tool_result_sync
 
 # -- pure: directives ---------------------------------------------------------------------
 
@@ -92,6 +92,12 @@ def test_answer_pieces_reassemble(text: str) -> None:
     assert "".join(pieces) == text
     assert pieces[1] == ""
     assert all(len(p) <= 8 for p in pieces)
+
+
+def test_a_long_answer_is_sent_in_at_most_max_pieces() -> None:
+    text = "x" * 100_000
+    pieces = answer_pieces(text)
+    assert "".join(pieces) == text and len(pieces) <= MAX_PIECES + 1 and pieces[1] == ""
 
 
 # -- pure: turn planning ------------------------------------------------------------------

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 8
+MAX_PIECES = 512
 
 
 @attrs.frozen(kw_only=True)
@@ -122,7 +123,14 @@ class TurnPlan:
 
 
 def answer_pieces(text: str, size: int = CHUNK_SIZE) -> list[str]:
-    """Split an answer into ``size``-character pieces with an empty fragment after the first."""
+    """Split an answer into pieces with an empty fragment after the first.
+
+    Pieces are ``size`` characters, longer when that would make more than :data:`MAX_PIECES`:
+    a real model streams a 100 KB echo of an agent client's prompt at token pace, while the
+    simulator has no pace, and 16,000 eight-character pushes would only test the host's CPU.
+    ``[sim long chunks=N]`` is the way to ask for many pushes.
+    """
+    size = max(size, -(-len(text) // MAX_PIECES))
     pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
     return [pieces[0], "", *pieces[1:]]
 
