@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -18,6 +19,7 @@ from .anthropic_grammar import check_stream
 from .e2e_support import API_KEY, VARIANTS, RunningGateway, run_variant
 
 MAX_BODY = 1024 * 1024
+FIXTURES = Path(__file__).parent / "fixtures"
 ANTHROPIC_HEADERS = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
 # The smallest valid PNG (1x1, transparent).
 PNG = base64.b64encode(bytes.fromhex(
@@ -357,3 +359,18 @@ def test_claude_code_shaped_request(gw: RunningGateway) -> None:
 def test_lingma_tool_events_keep_the_grammar(gw: RunningGateway) -> None:
     _, events = raw_stream(gw, _user("[sim tools calls=2] look around"))
     assert [n for n, _ in events][-1] == "message_stop"
+
+
+@pytest.mark.parametrize("fixture", ["claude_code_2.1.332_first_turn.json", "claude_code_2.1.332_tool_result_turn.json"])
+def test_real_claude_code_request(gw: RunningGateway, fixture: str) -> None:
+    # A real Claude Code 2.1 body (role: system messages, adaptive thinking, output_config,
+    # context_management, defer_loading tools...), answered as a stream; count_tokens agrees.
+    request_ = {**json.loads((FIXTURES / fixture).read_text())["body"], "model": "qwen3-coder"}
+    headers = {**ANTHROPIC_HEADERS, "anthropic-beta": "claude-code-20250219,context-management-2025-06-27,"
+                                                      "mid-conversation-tool-changes-2026-07-01,effort-2025-11-24"}
+    _, events = raw_stream(gw, request_, path="/v1/messages?beta=true", headers=headers)
+    assert events[-1][0] == "message_stop"
+    counted = _post(gw, "/v1/messages/count_tokens?beta=true",
+                    {k: v for k, v in request_.items() if k not in ("max_tokens", "stream")}, headers=headers)
+    assert counted.status_code == 200, counted.text
+    assert events[0][1]["message"]["usage"]["input_tokens"] == counted.json()["input_tokens"]
