@@ -21,6 +21,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PermissionDenied",
+    "PreviousResponseNotFound",
     "QueueFull",
     "QueueTimeout",
     "RequestTooLarge",
@@ -69,6 +70,12 @@ class ClientError(GatewayError):
 
 class InvalidRequest(ClientError):
     pass
+
+
+class PreviousResponseNotFound(InvalidRequest):
+    """A Responses request continues a response the gateway does not hold (400, as OpenAI)."""
+
+    code = "previous_response_not_found"
 
 
 class AuthenticationFailed(ClientError):

@@ -68,6 +68,8 @@ class Settings:
     per_key_concurrency: int = _f(0, "PER_KEY_CONCURRENCY", "concurrent requests per API key; 0 = no limit")
     session_cache_size: int = _f(256, "SESSION_CACHE_SIZE", "idle upstream sessions kept for reuse; 0 = off")
     session_ttl: float = _f(1800.0, "SESSION_TTL", "seconds an idle upstream session is kept")
+    responses_store_size: int = _f(256, "RESPONSES_STORE_SIZE",
+                                   "Responses API responses kept for previous_response_id and GET; 0 = off")
     first_token_timeout: float = _f(120.0, "FIRST_TOKEN_TIMEOUT", "seconds to the first event")
     idle_timeout: float = _f(120.0, "IDLE_TIMEOUT", "max seconds between upstream events")
     request_timeout: float = _f(1800.0, "REQUEST_TIMEOUT", "max seconds for a whole request")
@@ -108,6 +110,7 @@ class Settings:
         _require(self.queue_size >= 0, "QUEUE_SIZE", "an integer >= 0")
         _require(self.per_key_concurrency >= 0, "PER_KEY_CONCURRENCY", "an integer >= 0")
         _require(self.session_cache_size >= 0, "SESSION_CACHE_SIZE", "an integer >= 0")
+        _require(self.responses_store_size >= 0, "RESPONSES_STORE_SIZE", "an integer >= 0")
         _require(self.lingma_mode in ("chat", "agent"), "LINGMA_MODE", "chat or agent")
         _require(self.log_format in ("plain", "json"), "LOG_FORMAT", "plain or json")
         _require(self.tool_bridge in ("bridge", "text", "off"), "TOOL_BRIDGE", "bridge, text or off")

@@ -24,7 +24,7 @@ from ..observability.tasks import log_tree_on_signal
 from ..observability.usage import UsageLedger
 from ..protocol.tokens import count_text
 from ..settings import Settings
-from . import admin, anthropic_api, health, openai_api
+from . import admin, anthropic_api, health, openai_api, responses_api
 
 __all__ = ["create_app"]
 
@@ -37,6 +37,7 @@ BLUEPRINTS: tuple[tuple[Blueprint, str | None, Callable[[GatewayError], Response
     (health.blueprint, None, None),
     (admin.blueprint, None, None),
     (anthropic_api.blueprint, "/v1/messages", anthropic_api.render_error),
+    (responses_api.blueprint, None, None),  # under "/": errors outside routes in OpenAI's shape
     (openai_api.blueprint, "/", openai_api.render_error),
 )
 

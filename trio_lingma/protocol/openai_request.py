@@ -17,7 +17,7 @@ from ..errors import InvalidRequest, shorten
 from .conversation import ChatRequest, Image, Message, ToolCall, ToolChoice, ToolSpec
 from .convert import Bounds, Length, structure
 
-__all__ = ["WireChatRequest", "parse_chat_request"]
+__all__ = ["WireChatRequest", "parse_chat_request", "parse_image_url"]
 
 # --- wire models (request) --------------------------------------------------------------
 
@@ -247,13 +247,13 @@ def _content(msg: WireMessage, i: int) -> tuple[str, tuple[Image, ...]]:
     images: list[Image] = []
     for j, part in enumerate(msg.content):
         if isinstance(part, ImagePart):
-            images.append(_image(part.image_url.url, f"messages[{i}].content[{j}].image_url.url"))
+            images.append(parse_image_url(part.image_url.url, f"messages[{i}].content[{j}].image_url.url"))
         else:
             texts.append(part.text if isinstance(part, TextPart) else part.refusal)
     return "\n".join(texts), tuple(images)
 
 
-def _image(url: str, param: str) -> Image:
+def parse_image_url(url: str, param: str) -> Image:
     """A ``data:image/...;base64,`` URL becomes inline data; an http(s) URL stays a URL."""
     if url.startswith(("http://", "https://")):
         return Image(url=url)
