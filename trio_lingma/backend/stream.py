@@ -49,6 +49,7 @@ from ..protocol.events import (
     Usage,
 )
 from ..protocol.shaping import OutputShaper
+from ..protocol.structured import StructuredTurn
 from ..protocol.tokens import count_input_tokens
 from .dialects import Turn
 from .sessions import SessionEntry, answer_key, prefix_key
@@ -127,6 +128,9 @@ class EventStream:
         self._tools = ToolPresenter(ToolBridge(settings.tool_bridge))  # TOOL_BRIDGE
         # the client's own tools, parsed out of the answer text (buffered calls when not streaming)
         self._client_tools = ClientToolTurn(request, incremental=request.stream) if offers_tools(request) else None
+        # response_format: the answer is held, checked and re-asked once (protocol/structured.py)
+        fmt = request.response_format
+        self._structured = StructuredTurn(fmt) if fmt is not None else None
         now = trio.current_time()
         self._total_deadline = now + settings.request_timeout
         self._next_deadline = now + settings.first_token_timeout
@@ -217,15 +221,22 @@ class EventStream:
             self._first = False
             self._next_deadline = trio.current_time() + self._idle
             out = self._shape(batch)
-            reask = self._client_tools.take_reask() if self._client_tools is not None else None
+            reask = self._take_reask()
             if reask is not None:
                 out += await self._reask(reask)
             if out:
                 return out
         return []
 
+    def _take_reask(self) -> str | None:
+        for turn in (self._client_tools, self._structured):
+            reask = turn.take_reask() if turn is not None else None
+            if reask is not None:
+                return reask
+        return None
+
     async def _reask(self, question: str) -> list[Event]:
-        """Client tools: ask once more in the same session after an unusable tool call."""
+        """Ask once more in the same session after an unusable tool call or answer format."""
         assert self._attempt is not None
         timeout = self._gw.settings.first_token_timeout
         self._next_deadline = trio.current_time() + timeout
@@ -266,6 +277,8 @@ class EventStream:
         events = self._tools.feed(batch)
         if self._client_tools is not None:
             events = self._client_tools.feed(events)
+        if self._structured is not None:
+            events = self._structured.feed(events)
         out = [shaped for event in events for shaped in self._shaper.feed(event)]
         for event in out:
             match event:

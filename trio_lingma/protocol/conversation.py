@@ -42,6 +42,7 @@ __all__ = [
     "Image",
     "Message",
     "NamedToolChoice",
+    "ResponseFormat",
     "Role",
     "ToolCall",
     "ToolChoice",
@@ -95,6 +96,19 @@ class Message:
     is_error: bool = False
 
 
+@attrs.frozen(kw_only=True)
+class ResponseFormat:
+    """Structured output the client asked for (``response_format`` / Responses ``text.format``):
+    ``json_object`` (any JSON object) or ``json_schema`` (valid against ``schema``)."""
+
+    kind: Literal["json_object", "json_schema"]
+    name: str = ""
+    description: str = ""
+    schema: dict[str, Any] | None = None
+    #: The answer must validate against ``schema``: after the one re-ask, an error instead.
+    strict: bool = False
+
+
 class NamedToolChoice(TypedDict):
     """The one tool a reply must call."""
 
@@ -125,6 +139,8 @@ class ChatRequest:
     #: Prefix of the ids the gateway makes for client tool calls, in the wire API's style.
     tool_id_prefix: str = "call_"
     include_usage: bool = False
+    #: Structured output, emulated in the question and checked on the answer (protocol/structured.py).
+    response_format: ResponseFormat | None = None
 
 
 _LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}

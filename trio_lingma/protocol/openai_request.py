@@ -16,6 +16,7 @@ import attrs
 from ..errors import InvalidRequest, shorten
 from .conversation import ChatRequest, Image, Message, ToolCall, ToolChoice, ToolSpec
 from .convert import Bounds, Length, structure
+from .response_format import ChatResponseFormat, chat_response_format
 
 __all__ = ["WireChatRequest", "parse_chat_request", "parse_image_url"]
 
@@ -125,6 +126,7 @@ class WireChatRequest:
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None
+    response_format: ChatResponseFormat | None = None
 
 
 # --- request translation ----------------------------------------------------------------
@@ -152,6 +154,7 @@ def parse_chat_request(body: object) -> ChatRequest:
         tool_choice=_tool_choice(wire.tool_choice, tools),
         parallel_tool_calls=wire.parallel_tool_calls is not False,
         include_usage=bool(wire.stream and wire.stream_options and wire.stream_options.include_usage),
+        response_format=chat_response_format(wire.response_format),
     )
 
 

@@ -40,6 +40,7 @@ from .conversation import ChatRequest, Image, Message, ToolCall, ToolChoice, Too
 from .convert import Bounds, Explain, Length, explain_openai, structure
 from .field_errors import Path, Problem
 from .openai_request import RefusalPart, parse_image_url
+from .response_format import FlatTextFormat, text_format
 
 __all__ = ["Lookup", "ResponsesRequest", "WireResponsesRequest", "items_to_messages", "parse_responses_request"]
 
@@ -111,17 +112,8 @@ class Reasoning:
 
 
 @attrs.frozen(kw_only=True)
-class TextFormat:
-    type: Literal["text", "json_object", "json_schema"]
-    name: str | None = None
-    schema: dict[str, Any] | None = None
-    description: str | None = None
-    strict: bool | None = None
-
-
-@attrs.frozen(kw_only=True)
 class TextConfig:
-    format: TextFormat | None = None
+    format: FlatTextFormat | None = None
     verbosity: str | None = None
 
 
@@ -200,6 +192,7 @@ def parse_responses_request(body: object, *, lookup: Lookup = lambda _: None) ->
         max_tokens=wire.max_output_tokens, temperature=wire.temperature, top_p=wire.top_p,
         thinking=_thinking(wire.reasoning), tools=tools, tool_choice=choice,
         parallel_tool_calls=wire.parallel_tool_calls is not False, include_usage=True,
+        response_format=text_format(wire.text.format if wire.text else None),
     )
     return ResponsesRequest(chat=chat, wire=wire, messages=messages, tools=wire.tools or (),
                             tool_choice=wire.tool_choice if wire.tool_choice is not None else "auto")

@@ -24,6 +24,7 @@ import attrs
 
 from ._client_tools import client_tool_answer, scenario_text
 from ._scenario import Directive, DirectiveError, Scenario, parse_question
+from ._structured import structured_answer
 
 __all__ = [
     "Ask",
@@ -139,6 +140,7 @@ def plan_turn(ask: Ask) -> TurnPlan:
     """Parse the directive in ``ask.question_text`` and plan the whole turn."""
     try:
         answer = client_tool_answer(ask.question_text, context=ask.context)  # using the client's tools
+        answer = answer if answer is not None else structured_answer(ask.question_text)  # JSON output
         if answer is not None:
             return _plan_answer(ask, answer)
         directive = parse_question(scenario_text(ask.question_text, context=ask.context))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..conversation import ChatRequest, ToolSpec, flatten, render_new_turn, split_new_turn
 from ..jsonutil import compact_json
+from ..structured import format_block
 
 __all__ = [
     "CALL_CLOSE",
@@ -68,17 +69,24 @@ def describe_tools(request: ChatRequest) -> str:
 
 
 def fresh_question(request: ChatRequest) -> str:
-    """The whole question for a fresh upstream session (the tool block first, when offered)."""
+    """The whole question for a fresh upstream session (the tool block first, when offered;
+    the response format block last, when asked for)."""
     question = flatten(request)
-    return f"{describe_tools(request)}\n\n{question}" if offers_tools(request) else question
+    question = f"{describe_tools(request)}\n\n{question}" if offers_tools(request) else question
+    return _with_format(question, request)
 
 
 def reply_question(request: ChatRequest) -> str:
     """The new turn for a reused session (which already has the tool block): turn + rules."""
     turn = render_new_turn(split_new_turn(request.messages)[1])
-    if not request.tools:
-        return turn
-    return turn + "\n\n(" + " ".join(_choice_rules(request)) + ")"
+    if request.tools:
+        turn += "\n\n(" + " ".join(_choice_rules(request)) + ")"
+    return _with_format(turn, request)
+
+
+def _with_format(question: str, request: ChatRequest) -> str:
+    fmt = request.response_format
+    return question if fmt is None else f"{question}\n\n{format_block(fmt)}"
 
 
 def reask_text(why: str, *, tool: ToolSpec | None, tool_names: list[str], accepted: int = 0) -> str:
