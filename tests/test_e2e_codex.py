@@ -34,7 +34,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
         yield gateway
 
 
-def codex_exec(gw: RunningGateway, tmp_path: Path, prompt: str) -> list[dict[str, Any]]:
+def codex_exec(gw: RunningGateway, tmp_path: Path, prompt: str, *options: str) -> list[dict[str, Any]]:
     """Run ``codex exec --json`` in a fresh CODEX_HOME; its JSONL events (must exit 0)."""
     codex = client_bin("codex")
     home, work = tmp_path / "codex-home", tmp_path / "work"
@@ -42,7 +42,7 @@ def codex_exec(gw: RunningGateway, tmp_path: Path, prompt: str) -> list[dict[str
     work.mkdir()
     (home / "config.toml").write_text(CONFIG.format(base_url=gw.base_url))
     env = {**os.environ, "CODEX_HOME": str(home), "LINGMA_API_KEY": API_KEY}
-    done = subprocess.run([str(codex), "exec", "--json", "--skip-git-repo-check", "-C", str(work), prompt],
+    done = subprocess.run([str(codex), "exec", "--json", "--skip-git-repo-check", "-C", str(work), *options, prompt],
                           env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0, f"codex failed:\n{done.stdout}\n{done.stderr}\n{gw.log()[-3000:]}"
@@ -68,3 +68,12 @@ def test_codex_runs_a_shell_tool_round_trip(gw: RunningGateway, tmp_path: Path) 
     assert len(commands) == 1 and commands[0]["command"]
     # the command's output went back as a function_call_output, and the model answered from it
     assert _completed(events, "agent_message")[-1]["text"].startswith("The tool returned:")
+
+
+def test_codex_shows_thinking_as_reasoning(gw: RunningGateway, tmp_path: Path) -> None:
+    events = codex_exec(gw, tmp_path, "[sim think] why", "-c", "model=qwen3-thinking",
+                        "-c", "model_reasoning_effort=high")
+    reasoning = _completed(events, "reasoning")
+    assert reasoning and reasoning[0]["text"].startswith("Thinking about")
+    turn = next(e for e in events if e["type"] == "turn.completed")
+    assert turn["usage"]["reasoning_output_tokens"] > 0

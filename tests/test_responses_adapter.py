@@ -3,7 +3,9 @@ against the openai SDK's own types), the non-streaming object, and the response 
 
 from __future__ import annotations
 
+import json
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +226,30 @@ def test_store_keeps_the_conversation_bounded() -> None:
     unstored = _parse(input="q", store=False)
     store.keep(unstored, build_response(events, unstored, response_id="r4", created=1))
     assert store.get("r4") is None
+
+
+# --- real Codex requests -------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_codex_first_turn_is_accepted() -> None:
+    """A real `codex exec` body (0.171.0, captured on loopback, long texts trimmed): developer
+    messages, store false, include, prompt_cache_key, client_metadata, namespace/web_search tools."""
+    body = json.loads((FIXTURES / "codex_0.171.0_first_turn.json").read_text())
+    request = parse_responses_request(body)
+    chat = request.chat
+    assert chat.system.startswith("You are a coding agent running in the Codex CLI")
+    assert [m.role for m in chat.messages] == ["user", "user"] and chat.messages[-1].text == "run echo hi"
+    assert "exec_command" in {t.name for t in chat.tools}
+    assert {t["type"] for t in request.tools} >= {"function", "namespace", "web_search"}
+    assert chat.stream and chat.tool_choice == "auto" and request.wire.store is False
+
+
+def test_codex_tool_output_turn_continues_the_assistant_turn() -> None:
+    body = json.loads((FIXTURES / "codex_0.171.0_tool_output_turn.json").read_text())
+    chat = parse_responses_request(body).chat
+    assistant, result = chat.messages[-2:]
+    assert assistant.role == "assistant" and assistant.tool_calls[0].name == "exec_command"
+    assert result.role == "tool" and result.tool_call_id == assistant.tool_calls[0].id
+    assert "hi" in result.text
