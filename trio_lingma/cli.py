@@ -39,8 +39,10 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[int] = trio.
 
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
-    config.accesslog = None
+    config.accesslog = None  # ours is trio_lingma.access (ACCESS_LOG)
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our handler only, not twice
     config.graceful_timeout = 5.0
+    config.keep_alive_timeout = settings.keep_alive_timeout
     app = create_app(settings)
     gateway = app.extensions["trio_lingma.gateway"]
     shutdown = trio.Event()

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["ConfigError", "Settings", "load_dotenv"]
+__all__ = ["ConfigError", "Settings", "is_loopback", "load_dotenv"]
 
 
 class ConfigError(ValueError):
@@ -77,8 +77,11 @@ class Settings:
     max_body_bytes: int = _f(32 * 1024 * 1024, "MAX_BODY_BYTES", "largest accepted request body")
     body_timeout: float = _f(60.0, "BODY_TIMEOUT", "seconds a client may take to send its body")
     sse_ping_interval: float = _f(15.0, "SSE_PING_INTERVAL", "seconds of upstream silence before a keep-alive")
+    keep_alive_timeout: int = _f(15, "KEEP_ALIVE_TIMEOUT", "whole seconds an idle client connection is kept open")
+    max_connections: int = _f(0, "MAX_CONNECTIONS", "client connections served at once; 0 = from the open-file limit")
     log_level: str = _f("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _f("plain", "LOG_FORMAT", "plain or json")
+    access_log: bool = _f(True, "ACCESS_LOG", "one INFO line per request")
     admin_key: str = _f("", "ADMIN_KEY", "key for /admin/*, /debug/tasks; empty disables them")
     metrics_require_admin: bool = _f(False, "METRICS_REQUIRE_ADMIN", "require ADMIN_KEY for /metrics")
 
@@ -111,6 +114,8 @@ class Settings:
         _require(self.per_key_concurrency >= 0, "PER_KEY_CONCURRENCY", "an integer >= 0")
         _require(self.session_cache_size >= 0, "SESSION_CACHE_SIZE", "an integer >= 0")
         _require(self.responses_store_size >= 0, "RESPONSES_STORE_SIZE", "an integer >= 0")
+        _require(self.max_connections >= 0, "MAX_CONNECTIONS", "an integer >= 0")
+        _require(self.keep_alive_timeout >= 1, "KEEP_ALIVE_TIMEOUT", "a whole number of seconds >= 1")
         _require(self.lingma_mode in ("chat", "agent"), "LINGMA_MODE", "chat or agent")
         _require(self.log_format in ("plain", "json"), "LOG_FORMAT", "plain or json")
         _require(self.tool_bridge in ("bridge", "text", "off"), "TOOL_BRIDGE", "bridge, text or off")
@@ -132,7 +137,7 @@ class Settings:
         _require(self.stop_grace >= 0, "LINGMA_STOP_GRACE", "a number of seconds >= 0")
         _require(self.restart_max >= self.restart_initial, "LINGMA_RESTART_MAX",
                  "a number of seconds >= LINGMA_RESTART_INITIAL")
-        if not self.api_keys and not self.allow_open and not _is_loopback(self.host):
+        if not self.api_keys and not self.allow_open and not is_loopback(self.host):
             raise ConfigError(
                 f"HOST={self.host} is not a loopback address and API_KEYS is empty: set API_KEYS, "
                 "or set ALLOW_OPEN=true to run an open gateway on purpose"
@@ -161,7 +166,8 @@ def _mask(key: str) -> str:
     return key[:3] + "…" if len(key) >= 12 else "…"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or address, IPv6 maybe in brackets) is a loopback address."""
     host = host.lower().removeprefix("[").removesuffix("]")  # "[::1]" as written in URLs
     if host == "localhost":
         return True

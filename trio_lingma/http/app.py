@@ -18,13 +18,14 @@ from werkzeug.exceptions import HTTPException
 
 from ..backend.gateway import Gateway
 from ..errors import ClientError, GatewayError, NotFound, RequestTooLarge, shorten
-from ..observability.logs import current_request_id, new_request_id, set_request_id
+from ..observability.access import observe_turn
+from ..observability.logs import current_request_id
 from ..observability.metrics import Metrics
 from ..observability.tasks import log_tree_on_signal
 from ..observability.usage import UsageLedger
 from ..protocol.tokens import count_text
 from ..settings import Settings
-from . import admin, anthropic_api, health, openai_api, responses_api
+from . import admin, anthropic_api, health, openai_api, responses_api, served
 
 __all__ = ["create_app"]
 
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     gateway.observers.append(metrics.observe_turn)
     gateway.observers.append(usage.observe_turn)
 
+    gateway.observers.append(observe_turn)
+    served.install(app, settings)  # request ids, access log, connection hygiene (http/served.py)
+
     for blueprint, _, _ in BLUEPRINTS:
         app.register_blueprint(blueprint)
 
@@ -77,7 +81,6 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     @app.before_request
     async def _start_clock() -> None:
         request.started_at = time.perf_counter()  # type: ignore[attr-defined]
-        set_request_id(new_request_id(request.headers.get("x-request-id")))
 
     @app.after_request
     async def _count(response: Response) -> Response:
@@ -92,8 +95,8 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     @app.after_request
     async def _close_after_early_errors(response: Response) -> Response:
         # An error can go out before the request body arrived (auth, size checks); hypercorn
-        # 0.18 then wedges the keep-alive connection (the next request is never answered).
-        # Closing the connection after any error to a request with a body is cheap and safe.
+        # cannot reuse such a connection and closes it (http/served.py makes sure it can), so
+        # the client is told: ``Connection: close`` after any error to a request with a body.
         has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get(
             "transfer-encoding", "").lower()
         if response.status_code >= 400 and has_body:

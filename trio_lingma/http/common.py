@@ -21,6 +21,7 @@ from quart import Response, current_app, request
 
 from ..backend.gateway import EventStream, Gateway
 from ..errors import AuthenticationFailed, GatewayError, InternalError, InvalidRequest, RequestTooLarge
+from ..observability.access import note_model
 from ..protocol.conversation import ChatRequest
 
 __all__ = ["check_auth", "gateway", "json_response", "open_event_stream", "open_turn", "presents_admin_key",
@@ -96,6 +97,7 @@ async def read_json() -> Any:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
     if b"\\ud" in raw.lower():  # a \uD8xx escape: maybe a lone surrogate, which is no UTF-8
         _reject_lone_surrogates(body)
+    note_model(body)
     return body
 
 

@@ -1,0 +1,129 @@
+"""Client connections end when they should, against real gateway processes served both ways
+(``trio-lingma serve`` and the hypercorn CLI): ``Connection: close`` gets EOF, an idle kept-alive
+connection is closed after KEEP_ALIVE_TIMEOUT, a request whose body the gateway did not read
+ends its connection, and MAX_CONNECTIONS caps the connections served at once."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .e2e_support import API_KEY, RunningGateway, run_gateway
+
+KEEP_ALIVE = 1
+HYPERCORN = [sys.executable, "-m", "hypercorn", "--worker-class", "trio", "--bind", "127.0.0.1:{port}",
+             "--keep-alive", str(KEEP_ALIVE), "trio_lingma.asgi:app"]
+
+
+@pytest.fixture(scope="module", params=["serve", "hypercorn"])
+def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    argv = HYPERCORN if request.param == "hypercorn" else None
+    env = {"KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE), "MAX_CONNECTIONS": "6"}
+    with run_gateway(tmp_path_factory.mktemp(request.param), env=env, argv=argv) as gateway:
+        yield gateway
+
+
+def _connect(gw: RunningGateway) -> socket.socket:
+    host, port = gw.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.settimeout(10)
+    return sock
+
+
+def _request(method: str, path: str, *headers: str, body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: gateway", *headers]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _response(sock: socket.socket) -> tuple[int, dict[str, str]]:
+    """Read one response with a Content-Length body; its status and headers."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"EOF before a response: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    missing = int(headers.get("content-length", "0")) - len(rest)
+    while missing > 0:
+        chunk = sock.recv(missing)
+        assert chunk
+        missing -= len(chunk)
+    return int(status_line.split()[1]), headers
+
+
+def _seconds_to_eof(sock: socket.socket, timeout: float) -> float | None:
+    """Seconds until the gateway closes the connection (None: still open after ``timeout``)."""
+    sock.settimeout(timeout)
+    started = time.monotonic()
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
+def test_connection_close_gets_eof_at_once(gw: RunningGateway) -> None:
+    with _connect(gw) as sock:
+        sock.sendall(_request("GET", "/healthz", "Connection: close"))
+        assert _response(sock)[0] == 200
+        waited = _seconds_to_eof(sock, 5)
+        assert waited is not None and waited < KEEP_ALIVE / 2
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_keep_alive_timeout(gw: RunningGateway) -> None:
+    with _connect(gw) as sock:
+        for _ in range(2):  # the connection is reused, then left idle
+            sock.sendall(_request("GET", "/healthz"))
+            assert _response(sock)[0] == 200
+        waited = _seconds_to_eof(sock, 10 * KEEP_ALIVE)
+        assert waited is not None and KEEP_ALIVE * 0.8 < waited < KEEP_ALIVE * 3
+
+
+def test_an_error_before_the_body_was_read_ends_the_connection(gw: RunningGateway) -> None:
+    with _connect(gw) as sock:  # 401 before the body: the connection cannot be reused
+        sock.sendall(_request("POST", "/v1/chat/completions", "Content-Length: 5"))
+        status, headers = _response(sock)
+        assert status == 401 and headers["connection"] == "close"
+        waited = _seconds_to_eof(sock, 5)
+        assert waited is not None and waited < KEEP_ALIVE / 2
+
+
+def test_max_connections_answers_503_on_new_connections_until_one_closes(gw: RunningGateway) -> None:
+    auth = f"Authorization: Bearer {API_KEY}"
+    held = [_connect(gw) for _ in range(6)]
+    try:
+        for sock in held:  # six connections, each kept alive after a request
+            sock.sendall(_request("GET", "/v1/models", auth))
+            assert _response(sock)[0] == 200
+        with _connect(gw) as extra:
+            extra.sendall(_request("GET", "/v1/models", auth))
+            status, headers = _response(extra)
+            assert status == 503 and headers["retry-after"] == "1" and headers["connection"] == "close"
+            assert _seconds_to_eof(extra, 5) is not None
+        with _connect(gw) as probe:  # probes are always answered, then let go
+            probe.sendall(_request("GET", "/healthz"))
+            status, headers = _response(probe)
+            assert status == 200 and headers["connection"] == "close"
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while True:  # the freed place is taken by the next new connection
+            with _connect(gw) as fresh:
+                fresh.sendall(_request("GET", "/v1/models", auth, "Connection: close"))
+                if _response(fresh)[0] == 200:
+                    break
+            assert time.monotonic() < deadline, "the closed connection's place was never freed"
+            time.sleep(0.05)
+    finally:
+        for sock in held:
+            sock.close()
