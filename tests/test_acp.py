@@ -20,7 +20,7 @@ from trio_lingma.backend.dialects import Connection, detect, handshake, make_dia
 from trio_lingma.backend.legacy import LegacyConnection
 from trio_lingma.backend.legacy import initialize as legacy_initialize
 from trio_lingma.backend.transport import MemoryTransport, WebSocketTransport, memory_transport_pair
-from trio_lingma.errors import UpstreamClosed
+from trio_lingma.errors import MessageTooLarge, UpstreamClosed
 from trio_lingma.observability.tasks import task_tree
 from trio_lingma.protocol import acp, jsonrpc
 from trio_lingma.protocol.events import (
@@ -556,6 +556,32 @@ async def test_prompt_error_response_is_a_stream_error(link: tuple[LingmaClient,
     events = await _one_turn(link, serve)
     assert len(events) == 1 and isinstance(events[0], StreamError)
     assert "quota exceeded" in events[0].message
+
+
+async def test_a_prompt_over_the_message_limit_is_refused_before_it_is_sent(nursery: trio.Nursery) -> None:
+    client_end, server_end = memory_transport_pair()
+    client = LingmaClient(client_end, name="small", max_message_bytes=4096)
+    nursery.start_soon(_serve_quietly, client)
+    server = FakeServer(server_end)
+
+    async def serve() -> None:
+        new = await server.expect("session/new")
+        await server.reply(new, {"sessionId": "S1"})
+        await server.reply(await server.expect("session/set_model"), None)
+        delete = await server.expect("chat/deleteSessionById")  # the prompt never comes
+        assert delete.params == {"sessionId": "S1"}
+        await server.reply(delete, None)
+        await server.reply(await server.expect("ping"), {"success": True})
+
+    with trio.fail_after(5):
+        dialect = await _handshaken((client, server))
+        async with trio.open_nursery() as inner:
+            inner.start_soon(serve)
+            with pytest.raises(MessageTooLarge, match="over the limit of 4096 bytes") as info:
+                async with dialect.open_turn(**_turn_kw("r1", question="x" * 5000)):
+                    pass  # pragma: no cover
+            await client.ping(timeout=5)  # the connection is fine
+    assert info.value.status == 413 and "LINGMA_MAX_MESSAGE_BYTES" in info.value.message
 
 
 # -- against the simulator over a real WebSocket ----------------------------------------------

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+import trio_websocket
 
 from trio_lingma.backend.client import LingmaClient
 from trio_lingma.backend.legacy import LegacyConnection
-from trio_lingma.backend.transport import MemoryTransport, TransportClosed, memory_transport_pair
-from trio_lingma.errors import UpstreamClosed, UpstreamFailed, UpstreamTimeout
+from trio_lingma.backend.transport import MemoryTransport, TransportClosed, _closed, memory_transport_pair
+from trio_lingma.errors import MessageTooLarge, UpstreamClosed, UpstreamFailed, UpstreamTimeout
 from trio_lingma.protocol import jsonrpc
 from trio_lingma.protocol.events import Finish, FinishReason, StreamError, TextDelta
 
@@ -296,3 +297,27 @@ async def test_closing_while_answers_are_backlogged_fails_calls_cleanly(nursery:
             inner.start_soon(server.transport.aclose)
             with pytest.raises(UpstreamClosed):
                 await client.call("ping")
+
+
+async def test_a_legacy_question_over_the_message_limit_is_a_413_and_nothing_is_sent(nursery: trio.Nursery) -> None:
+    client_end, server_end = memory_transport_pair()
+    client = LingmaClient(client_end, name="small", max_message_bytes=4096)
+    nursery.start_soon(_serve_quietly, client)
+    connection = LegacyConnection(client)
+    with pytest.raises(MessageTooLarge) as info:
+        async with connection.open_turn(request_id="R", session_id="S", question="q" * 5000, model_key="",
+                                        is_reply=False, mode="chat", timeout=5):
+            pass  # pragma: no cover
+    assert info.value.status == 413 and "4096" in info.value.message
+    with pytest.raises(trio.WouldBlock):
+        server_end._receive.receive_nowait()  # nothing reached the runtime
+    with pytest.raises(MessageTooLarge):
+        await client.notify("session/cancel", {"pad": "p" * 5000})
+
+
+def test_a_websocket_close_is_told_in_plain_words() -> None:
+    too_big = _closed(trio_websocket.ConnectionClosed(trio_websocket.CloseReason(1009, "message too big")))
+    assert str(too_big) == ("connection closed (WebSocket code 1009, message too big): the runtime refused a "
+                            "message over its size limit (see LINGMA_MAX_MESSAGE_BYTES): message too big")
+    gone = str(_closed(trio_websocket.ConnectionClosed(trio_websocket.CloseReason(1006, None))))
+    assert gone == "connection closed (WebSocket code 1006, abnormal closure)" and "CloseReason" not in gone

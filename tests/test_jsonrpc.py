@@ -13,6 +13,7 @@ from trio_lingma.protocol.jsonrpc import (
     METHOD_NOT_FOUND,
     ErrorResponse,
     FrameDecoder,
+    FrameTooLarge,
     FramingError,
     Invalid,
     Notification,
@@ -317,3 +318,18 @@ def test_peer_ids_start_where_asked_and_repr_shows_state() -> None:
     assert repr(peer) == "<Peer pending=2 next_id=12>"
     peer.pending.clear()  # a copy: the peer is unaffected
     assert len(peer.pending) == 2
+
+
+def test_a_message_over_the_limit_is_refused_before_anything_is_allocated() -> None:
+    body = serialize(Request(id=1, method="chat/ask", params={"q": "x" * 100}))
+    exact = len(f"Content-Length: {len(body)}\r\n\r\n") + len(body)
+    peer = Peer(max_message_bytes=exact)
+    id_, frame = peer.send_request("chat/ask", {"q": "x" * 100})  # exactly at the limit: fine
+    assert len(frame.encode()) == exact and id_ == 1
+    with pytest.raises(FrameTooLarge) as info:
+        peer.send_request("chat/ask", {"q": "中" * 100})  # counted in UTF-8 bytes, not characters
+    assert (info.value.method, info.value.limit) == ("chat/ask", exact) and info.value.size > exact
+    assert peer.pending == {1: "chat/ask"}
+    assert peer.send_request("ping")[0] == 2  # the refused request used no id
+    with pytest.raises(FrameTooLarge):
+        peer.send_notification("session/cancel", {"pad": "x" * exact})

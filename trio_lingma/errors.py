@@ -17,6 +17,7 @@ __all__ = [
     "GatewayError",
     "InternalError",
     "InvalidRequest",
+    "MessageTooLarge",
     "ModelNotFound",
     "NotFound",
     "Overloaded",
@@ -100,6 +101,13 @@ class ModelNotFound(NotFound):
 class RequestTooLarge(ClientError):
     status = 413
     code = "request_too_large"
+
+
+class MessageTooLarge(RequestTooLarge):
+    """The request would make a Lingma message over ``LINGMA_MAX_MESSAGE_BYTES``: refused before
+    anything was sent (a runtime drops the whole connection on a message over its limit)."""
+
+    code = "message_too_large"
 
 
 class QueueFull(GatewayError):

@@ -56,6 +56,8 @@ class Settings:
     lingma_concurrency: int = _f(4, "LINGMA_CONCURRENCY", "concurrent requests per instance")
     lingma_mode: str = _f("chat", "LINGMA_MODE", "chat/ask mode: chat or agent")
     tool_bridge: str = _f("bridge", "TOOL_BRIDGE", "Lingma-executed tool calls: bridge, text or off")
+    lingma_max_message_bytes: int = _f(16 * 1024 * 1024, "LINGMA_MAX_MESSAGE_BYTES",
+                                       "largest JSON-RPC message sent to a runtime (bigger requests get 413)")
     start_timeout: float = _f(30.0, "LINGMA_START_TIMEOUT", "seconds to wait for readiness")
     restart_initial: float = _f(0.5, "LINGMA_RESTART_INITIAL", "first restart delay (s)")
     restart_max: float = _f(30.0, "LINGMA_RESTART_MAX", "largest restart delay (s)")
@@ -126,6 +128,7 @@ class Settings:
         _require(not self.lingma_archive or (len(sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in sha)),
                  "LINGMA_ARCHIVE_SHA256", "the 64 hex digits of LINGMA_ARCHIVE's sha256 when LINGMA_ARCHIVE is set")
         _require(self.max_body_bytes >= 1024, "MAX_BODY_BYTES", "an integer >= 1024")
+        _require(self.lingma_max_message_bytes >= 4096, "LINGMA_MAX_MESSAGE_BYTES", "an integer >= 4096")
         _require("{workdir}" in self.lingma_argv, "LINGMA_ARGV", "a template containing {workdir}")
         _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "LOG_LEVEL",
                  "DEBUG, INFO, WARNING or ERROR")

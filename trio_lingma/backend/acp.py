@@ -12,14 +12,19 @@ has exactly the interface of :class:`~trio_lingma.backend.legacy.LegacyConnectio
   :attr:`AcpTurnStream.session_id`. A session it created is reused as is; ``session/set_model``
   is sent only when the model changes (LP's reuse mode). If anything fails before the turn is
   handed out, the session just created is deleted again so it cannot leak.
-* **The prompt answers last.** ``session/prompt``'s response arrives only when the turn ends
-  (§3B.3), so it is awaited in its own named task while the caller reads updates. A nursery
+* **The prompt's response may come last, or at once.** ``session/prompt``'s response arrives
+  when the turn ends (§3B.3), or at once as an empty acknowledgement (OC, §11: only
+  ``chat_finish`` ends that turn), so it is awaited in its own named task while the caller
+  reads updates. The request is encoded before the task starts: a prompt over
+  ``LINGMA_MAX_MESSAGE_BYTES`` is a :class:`~trio_lingma.errors.MessageTooLarge` (413) from
+  ``open_turn``, and the session just created for it is deleted. A nursery
   opened inside ``open_turn`` would outlive cancel scopes its caller opens and closes around it,
   so the task runs in the connection's own nursery (:meth:`LingmaClient.start_task`, next to the
   reader and writer, in the task tree) under a cancel scope this turn owns and cancels on exit;
   it ends with the connection at the latest. It never raises: its outcome is handed to the
   stream, which first drains every update already routed (the reader routes a ``chat_finish``
-  before it resolves the response) and only then lets the response end the turn.
+  before it resolves the response) and only then lets a response with a ``stopReason`` end
+  the turn.
 * **Leaving early** sends ``session/cancel`` (ACP's notification) and legacy ``chat/stop`` as a
   fallback, shielded and bounded, like the legacy dialect's ``chat/stop``.
 * **A runtime without ``session/new``** (the VS Code extension's, pitfall 6) is found at
@@ -45,7 +50,7 @@ from ..protocol import acp
 from ..protocol.events import Event
 from ..protocol.jsonrpc import METHOD_NOT_FOUND
 from .cleanup import shielded_cleanup
-from .client import LingmaClient, Push
+from .client import LingmaClient, Prepared, Push
 
 __all__ = ["AcpConnection", "AcpTurnStream", "DialectMismatch", "initialize", "initialize_versions",
            "is_method_missing"]
@@ -151,12 +156,13 @@ class AcpTurnStream:
         return self._turn.prompt_failed(f"session/prompt failed: {error.message}")
 
 
-async def _run_prompt(client: LingmaClient, params: dict[str, Any], stream: AcpTurnStream,
+async def _run_prompt(client: LingmaClient, prompt: Prepared, stream: AcpTurnStream,
                       scope: trio.CancelScope) -> None:
-    """Await ``session/prompt`` (it answers at the turn's end); never raises but Cancelled."""
+    """Send ``session/prompt`` and await its response (an acknowledgement, or the turn's end);
+    never raises but Cancelled."""
     with scope:
         try:
-            result = await client.call("session/prompt", params)
+            result = await client.call_prepared(prompt)
         except UpstreamError as exc:
             stream.settle(_Outcome(error=exc))
         except Exception as exc:  # a bug: still end the turn instead of crashing the run
@@ -238,6 +244,9 @@ class AcpConnection:
             session_id = await self._new_session(timeout)
         try:
             await self._set_model(session_id, model_key, timeout)
+            # encoded here, so that a prompt too large for the runtime is a 413 now, not a stream error
+            prompt = client.prepare("session/prompt", acp.prompt_params(
+                session_id=session_id, request_id=request_id, question=question, model_key=model_key, mode=mode))
         except BaseException:
             if created:
                 await self.delete_session(session_id)
@@ -245,10 +254,8 @@ class AcpConnection:
         with client.subscribe(request_id) as pushes:
             turn = acp.AcpTurn(request_id, session_id)
             stream = AcpTurnStream(client, pushes, turn)
-            params = acp.prompt_params(session_id=session_id, request_id=request_id, question=question,
-                                       model_key=model_key, mode=mode)
             scope = trio.CancelScope()
-            client.start_task(_run_prompt, client, params, stream, scope,
+            client.start_task(_run_prompt, client, prompt, stream, scope,
                               name=f"{client.name} session/prompt {request_id[:8]}")
             try:
                 yield stream

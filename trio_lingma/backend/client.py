@@ -35,14 +35,14 @@ from typing import Any
 import attrs
 import trio
 
-from ..errors import UpstreamClosed, UpstreamError, UpstreamFailed, UpstreamTimeout
+from ..errors import MessageTooLarge, UpstreamClosed, UpstreamError, UpstreamFailed, UpstreamTimeout
 from ..protocol import jsonrpc
 from ..protocol.acp import update_request_id
 from ..protocol.legacy import followup_request, push_request_id, reply_to_server_request
 from .outbox import Outbox, OutboxClosed
 from .transport import Transport, TransportClosed
 
-__all__ = ["LingmaClient", "Push", "TURN_BUFFER"]
+__all__ = ["LingmaClient", "Prepared", "Push", "TURN_BUFFER"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,15 @@ class Push:
     params: Any
 
 
+@attrs.frozen
+class Prepared:
+    """An encoded request (:meth:`LingmaClient.prepare`), ready to be sent once."""
+
+    method: str
+    id: int
+    frame: str
+
+
 class _Call:
     def __init__(self) -> None:
         self.done = trio.Event()
@@ -69,10 +78,11 @@ class _Call:
 class LingmaClient:
     """A JSON-RPC client over a :class:`Transport`. Run :meth:`serve` in a nursery first."""
 
-    def __init__(self, transport: Transport, *, name: str = "lingma", outbox: int = OUTBOX) -> None:
+    def __init__(self, transport: Transport, *, name: str = "lingma", outbox: int = OUTBOX,
+                 max_message_bytes: int | None = None) -> None:
         self.name = name
         self._transport = transport
-        self._peer = jsonrpc.Peer()
+        self._peer = jsonrpc.Peer(max_message_bytes=max_message_bytes)
         self._calls: dict[int | str, _Call] = {}
         self._turns: dict[str, trio.MemorySendChannel[Push]] = {}
         self._posted: dict[int | str, str] = {}  # our fire-and-forget requests: id → method
@@ -107,8 +117,21 @@ class LingmaClient:
 
     async def call(self, method: str, params: Any = None, *, timeout: float = math.inf) -> Any:
         """Send a request and wait for its result; JSON-RPC errors raise UpstreamFailed."""
+        return await self.call_prepared(self.prepare(method, params), timeout=timeout)
+
+    def prepare(self, method: str, params: Any = None) -> Prepared:
+        """Encode a request now, so that one too large for the runtime fails here, at once, with
+        :class:`~trio_lingma.errors.MessageTooLarge` (a 413 for the client; nothing is sent)."""
         self._check_open()
-        id_, frame = self._peer.send_request(method, params)
+        try:
+            id_, frame = self._peer.send_request(method, params)
+        except jsonrpc.FrameTooLarge as exc:
+            raise _too_large(exc) from None
+        return Prepared(method=method, id=id_, frame=frame)
+
+    async def call_prepared(self, prepared: Prepared, *, timeout: float = math.inf) -> Any:
+        """Send a :meth:`prepare`-d request and wait for its result."""
+        method, id_, frame = prepared.method, prepared.id, prepared.frame
         call = self._calls[id_] = _Call()
         try:
             await self._send(frame)
@@ -140,7 +163,11 @@ class LingmaClient:
 
     async def notify(self, method: str, params: Any = None) -> None:
         self._check_open()
-        await self._send(self._peer.send_notification(method, params))
+        try:
+            frame = self._peer.send_notification(method, params)
+        except jsonrpc.FrameTooLarge as exc:
+            raise _too_large(exc) from None
+        await self._send(frame)
 
     @contextmanager
     def subscribe(self, request_id: str) -> Iterator[trio.MemoryReceiveChannel[Push]]:
@@ -229,7 +256,11 @@ class LingmaClient:
 
     def _post(self, method: str, params: Any) -> None:
         """Send a request whose answer nobody waits for (the reader must never block)."""
-        id_, frame = self._peer.send_request(method, params)
+        try:
+            id_, frame = self._peer.send_request(method, params)
+        except jsonrpc.FrameTooLarge as exc:
+            log.error("%s: not sending %s", self.name, exc)
+            return
         self._posted[id_] = method
         self._queue(frame)
 
@@ -287,3 +318,9 @@ class LingmaClient:
         self._posted.clear()
         self._outbox.close()
 
+
+def _too_large(exc: jsonrpc.FrameTooLarge) -> MessageTooLarge:
+    return MessageTooLarge(
+        f"The request is too large for the Lingma runtime: its {exc.method} message would be {exc.size} bytes, "
+        f"over the limit of {exc.limit} bytes (LINGMA_MAX_MESSAGE_BYTES). Shorten the conversation or its "
+        "attachments.")

@@ -244,7 +244,7 @@ class Instance:
                 await self._send_polite_exit(transport)
 
     async def _serve_connection(self, transport: Transport, on_ready: Callable[[], None]) -> None:
-        client = LingmaClient(transport, name=self.name)
+        client = LingmaClient(transport, name=self.name, max_message_bytes=self.settings.lingma_max_message_bytes)
         async with trio.open_nursery() as nursery:
             await nursery.start(client.serve, name=f"{self.name} reader pid={self.pid}")
             connection, self.handshake = await handshake(self.dialect, client, str(self.workdir),

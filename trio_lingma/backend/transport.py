@@ -61,7 +61,7 @@ class WebSocketTransport:
         try:
             await self._ws.send_message(text)
         except trio_websocket.ConnectionClosed as exc:
-            raise TransportClosed(f"connection closed: {exc.reason}") from None
+            raise _closed(exc) from None
 
     async def send_many(self, texts: list[str]) -> None:
         for text in texts:
@@ -71,7 +71,7 @@ class WebSocketTransport:
         try:
             message = await self._ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
-            raise TransportClosed(f"connection closed: {exc.reason}") from None
+            raise _closed(exc) from None
         return message if isinstance(message, str) else message.decode("utf-8", "replace")
 
     async def ping(self) -> None:
@@ -79,10 +79,22 @@ class WebSocketTransport:
         try:
             await self._ws.ping()
         except trio_websocket.ConnectionClosed as exc:
-            raise TransportClosed(f"connection closed: {exc.reason}") from None
+            raise _closed(exc) from None
 
     async def aclose(self) -> None:
         await self._ws.aclose()
+
+
+def _closed(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
+    """Plain words for a WebSocket close (never ``CloseReason<…>``, which reaches error bodies)."""
+    close = exc.reason
+    if close is None:
+        return TransportClosed("connection closed")
+    name = (close.name or "").lower().replace("_", " ")
+    why = f"connection closed (WebSocket code {close.code}{', ' + name if name else ''})"
+    if close.code == 1009:
+        why += ": the runtime refused a message over its size limit (see LINGMA_MAX_MESSAGE_BYTES)"
+    return TransportClosed(f"{why}: {close.reason}" if close.reason else why)
 
 
 class MemoryTransport:

@@ -26,6 +26,7 @@ from .jsonutil import compact_json
 __all__ = [
     "ErrorResponse",
     "FrameDecoder",
+    "FrameTooLarge",
     "FramingError",
     "Invalid",
     "Message",
@@ -70,6 +71,16 @@ class FramingError(ProtocolError):
 
     bodies: tuple[bytes, ...] = ()
     messages: tuple[Received, ...] = ()
+
+
+class FrameTooLarge(ProtocolError):
+    """A message we were about to send is over the peer's limit (nothing was sent)."""
+
+    def __init__(self, method: str, size: int, limit: int) -> None:
+        super().__init__(f"{method}: a {size}-byte message is over the limit of {limit} bytes")
+        self.method = method
+        self.size = size
+        self.limit = limit
 
 
 @attrs.frozen(kw_only=True)
@@ -134,9 +145,13 @@ Message = Request | Notification | Response | ErrorResponse
 Received = Message | Invalid
 
 
+def _header(length: int) -> str:
+    return f"Content-Length: {length}\r\n\r\n"
+
+
 def encode_frame(body: bytes) -> str:
     """Frame one serialized message for one WebSocket text frame."""
-    return f"Content-Length: {len(body)}\r\n\r\n" + body.decode("utf-8")
+    return _header(len(body)) + body.decode("utf-8")
 
 
 class FrameDecoder:
@@ -281,10 +296,12 @@ def serialize(msg: Message) -> bytes:
 class Peer:
     """One end of a framed JSON-RPC connection, in the client or the server role."""
 
-    def __init__(self, *, first_id: int = 1) -> None:
+    def __init__(self, *, first_id: int = 1, max_message_bytes: int | None = None) -> None:
         self._decoder = FrameDecoder()
         self._next_id = first_id
         self._pending: dict[int | str, str] = {}
+        #: Largest framed request or notification we send (None: no limit); see :meth:`send_request`.
+        self.max_message_bytes = max_message_bytes
 
     def __repr__(self) -> str:
         return f"<Peer pending={len(self._pending)} next_id={self._next_id}>"
@@ -295,14 +312,28 @@ class Peer:
         return dict(self._pending)
 
     def send_request(self, method: str, params: Any = None) -> tuple[int, str]:
-        """Allocate an id; return it and the frame to send."""
+        """Allocate an id; return it and the frame to send.
+
+        Raises :class:`FrameTooLarge` (allocating nothing) when the framed message would be
+        over :attr:`max_message_bytes`: a runtime closes the whole connection on a message
+        over its limit (WebSocket 1009), so such a request must never leave.
+        """
         id_ = self._next_id
+        frame = self._checked(method, serialize(Request(id=id_, method=method, params=params)))
         self._next_id += 1
         self._pending[id_] = method
-        return id_, encode_frame(serialize(Request(id=id_, method=method, params=params)))
+        return id_, frame
 
     def send_notification(self, method: str, params: Any = None) -> str:
-        return encode_frame(serialize(Notification(method=method, params=params)))
+        return self._checked(method, serialize(Notification(method=method, params=params)))
+
+    def _checked(self, method: str, body: bytes) -> str:
+        limit = self.max_message_bytes
+        if limit is not None:
+            size = len(_header(len(body))) + len(body)
+            if size > limit:
+                raise FrameTooLarge(method, size, limit)
+        return encode_frame(body)
 
     def send_result(self, id_: int | str, result: Any) -> str:
         return encode_frame(serialize(Response(id=id_, result=result)))

@@ -59,6 +59,9 @@ class SimulatorConfig:
     exit_on_crash: bool = False
     #: What ``auth/status`` reports: 2 logged in, 1 not logged in, 3 login expired.
     auth_status: int = 2
+    #: Largest message accepted; a bigger one closes the connection (WebSocket 1009), as a
+    #: runtime with a read limit does. Large by default: the real limit is not known.
+    max_message_bytes: int = 64 * 1024 * 1024
 
 
 @attrs.frozen
@@ -105,7 +108,8 @@ async def _start_listeners(
 ) -> SimulatorPorts:
     dialect = DIALECTS[config.dialect](sim)
     handler = functools.partial(_serve_connection, sim, dialect)
-    serve_ws = functools.partial(serve_websocket, handler, HOST, config.socket_port, None)
+    serve_ws = functools.partial(serve_websocket, handler, HOST, config.socket_port, None,
+                                 max_message_size=config.max_message_bytes)
     server = await nursery.start(serve_ws, name=f"simulator websocket :{config.socket_port}")
     serve_http = functools.partial(_serve_http, config.http_port, sim.log)
     http_port = await nursery.start(serve_http, name=f"simulator http :{config.http_port}")

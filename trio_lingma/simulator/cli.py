@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--authStatus", type=int, default=2, help="auth/status value: 2 logged in, 1 not logged in"
     )
+    start.add_argument(
+        "--maxMessageBytes", type=int, default=64 * 1024 * 1024,
+        help="largest message accepted; a bigger one closes the connection (WebSocket 1009)",
+    )
     status = commands.add_parser("status", help="print the login status as JSON")
     status.add_argument("-o", dest="output", default="json")
     status.add_argument("--workDir")
@@ -64,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ack_timeout=args.ackTimeout,
         tool_timeout=args.toolTimeout,
         auth_status=args.authStatus,
+        max_message_bytes=args.maxMessageBytes,
         exit_on_crash=True,
     )
     trio.run(_run, config)
