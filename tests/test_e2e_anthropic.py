@@ -30,7 +30,7 @@ PNG = base64.b64encode(bytes.fromhex(
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    env = {"MAX_BODY_BYTES": str(MAX_BODY), "SSE_PING_INTERVAL": "0.5"}
+    env = {"MAX_BODY_BYTES": str(MAX_BODY), "SSE_PING_INTERVAL": "0.5", "MODEL_ALIASES": "claude-opus-5*=qwen3-coder"}
     with run_variant(tmp_path_factory.mktemp("anthropic"), request.param, env=env) as gateway:
         gateway.variant = request.param
         yield gateway
@@ -365,11 +365,12 @@ def test_lingma_tool_events_keep_the_grammar(gw: RunningGateway) -> None:
 def test_real_claude_code_request(gw: RunningGateway, fixture: str) -> None:
     # A real Claude Code 2.1 body (role: system messages, adaptive thinking, output_config,
     # context_management, defer_loading tools...), answered as a stream; count_tokens agrees.
-    request_ = {**json.loads((FIXTURES / fixture).read_text())["body"], "model": "qwen3-coder"}
+    request_ = json.loads((FIXTURES / fixture).read_text())["body"]  # model claude-opus-5-5: MODEL_ALIASES
     headers = {**ANTHROPIC_HEADERS, "anthropic-beta": "claude-code-20250219,context-management-2025-06-27,"
                                                       "mid-conversation-tool-changes-2026-07-01,effort-2025-11-24"}
     _, events = raw_stream(gw, request_, path="/v1/messages?beta=true", headers=headers)
     assert events[-1][0] == "message_stop"
+    assert events[0][1]["message"]["model"] == "claude-opus-5-5"  # the name the client asked for
     counted = _post(gw, "/v1/messages/count_tokens?beta=true",
                     {k: v for k, v in request_.items() if k not in ("max_tokens", "stream")}, headers=headers)
     assert counted.status_code == 200, counted.text

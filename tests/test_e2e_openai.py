@@ -18,7 +18,7 @@ from .e2e_support import API_KEY, VARIANTS, RunningGateway, run_gateway, run_var
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    env = {"MAX_BODY_BYTES": str(1024 * 1024), "SSE_PING_INTERVAL": "0.5"}
+    env = {"MAX_BODY_BYTES": str(1024 * 1024), "SSE_PING_INTERVAL": "0.5", "MODEL_ALIASES": "gpt-5*=qwen3-coder"}
     with run_variant(tmp_path_factory.mktemp("openai"), request.param, env=env) as gateway:
         gateway.variant = request.param
         yield gateway
@@ -57,6 +57,14 @@ def test_curl_style_completion(gw: RunningGateway) -> None:
 def test_sdk_lists_models(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
     assert "qwen3-coder" in ids and "qwen3-thinking" in ids
+    assert not any(i.startswith("gpt-") for i in ids)  # MODEL_ALIASES does not change the list
+
+
+def test_model_alias_serves_and_echoes_the_requested_name(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "hi"}])
+    assert completion.model == "gpt-5" and completion.choices[0].message.content == "Echo: hi"
+    with pytest.raises(openai.NotFoundError, match="claude-opus"):
+        client.chat.completions.create(model="claude-opus", messages=[{"role": "user", "content": "hi"}])
 
 
 def test_sdk_completes(client: openai.OpenAI) -> None:

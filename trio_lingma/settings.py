@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from .aliases import parse_aliases
+
 __all__ = ["ConfigError", "Settings", "is_loopback", "load_dotenv"]
 
 
@@ -55,6 +57,7 @@ class Settings:
     lingma_instances: int = _f(1, "LINGMA_INSTANCES", "number of Lingma instances")
     lingma_concurrency: int = _f(4, "LINGMA_CONCURRENCY", "concurrent requests per instance")
     lingma_mode: str = _f("chat", "LINGMA_MODE", "chat/ask mode: chat or agent")
+    model_aliases: tuple[str, ...] = _f((), "MODEL_ALIASES", "pattern=model entries: client model names to serve")
     tool_bridge: str = _f("bridge", "TOOL_BRIDGE", "Lingma-executed tool calls: bridge, text or off")
     lingma_max_message_bytes: int = _f(16 * 1024 * 1024, "LINGMA_MAX_MESSAGE_BYTES",
                                        "largest JSON-RPC message sent to a runtime (bigger requests get 413)")
@@ -127,6 +130,10 @@ class Settings:
         sha = self.lingma_archive_sha256
         _require(not self.lingma_archive or (len(sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in sha)),
                  "LINGMA_ARCHIVE_SHA256", "the 64 hex digits of LINGMA_ARCHIVE's sha256 when LINGMA_ARCHIVE is set")
+        try:
+            parse_aliases(self.model_aliases)
+        except ValueError as exc:
+            raise ConfigError(f"MODEL_ALIASES: must be comma-separated pattern=model entries ({exc})") from None
         _require(self.max_body_bytes >= 1024, "MAX_BODY_BYTES", "an integer >= 1024")
         _require(self.lingma_max_message_bytes >= 4096, "LINGMA_MAX_MESSAGE_BYTES", "an integer >= 4096")
         _require("{workdir}" in self.lingma_argv, "LINGMA_ARGV", "a template containing {workdir}")

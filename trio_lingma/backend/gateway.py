@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
+from ..aliases import match_alias, parse_aliases
 from ..errors import ModelNotFound, Overloaded, QueueTimeout, UpstreamUnavailable, shorten
 from ..protocol.conversation import ChatRequest
 from ..protocol.legacy import split_model_mode
@@ -97,6 +98,7 @@ class Gateway:
         self.key_limits = KeyLimits(settings.per_key_concurrency)
         self.service = ServiceTimes()
         self._models: dict[str, ModelInfo] = {}
+        self._aliases = parse_aliases(settings.model_aliases)
         self._doomed: collections.deque[SessionEntry] = collections.deque()
         self._reaper_wake = trio.Event()
         #: Called with a :class:`TurnReport` when each request ends (synchronously; never raises).
@@ -184,13 +186,21 @@ class Gateway:
         return list(seen.values())
 
     def resolve_model(self, name: str) -> ModelInfo:
-        """The model a user named (a ``:agent``/``:chat`` mode suffix is allowed)."""
+        """The model a user named (a ``:agent``/``:chat`` mode suffix is allowed), directly or
+        through ``MODEL_ALIASES`` (exact model ids win; see :mod:`trio_lingma.aliases`)."""
         name, _ = split_model_mode(name)
         self._refresh_models()
         info = self._models.get(name) or self._models.get(name.lower())
-        if info is None:
+        if info is not None:
+            return info
+        alias = match_alias(name, self._aliases)
+        if alias is None:
             raise ModelNotFound(f"The model `{shorten(name)}` does not exist or you do not have access to it.",
                                 param="model")
+        info = self._models.get(alias.target) or self._models.get(alias.target.lower())
+        if info is None:
+            raise ModelNotFound(f"The model `{shorten(name)}` is aliased to `{alias.target}` (MODEL_ALIASES), "
+                                "which does not exist.", param="model")
         return info
 
     def _refresh_models(self) -> None:
