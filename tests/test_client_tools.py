@@ -412,6 +412,11 @@ def test_the_simulator_follows_a_plain_request_and_ignores_system_reminders() ->
     _, calls, _ = parse_tool_calls(_answer(reminder + "[sim call tool=get_weather] Lima"), Toolbox(TOOLS))
     assert [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "Lima"})]
     assert _planned_answer(_request(reminder + "what is new?")) == "Echo: what is new?"
+    # Claude Code's role: "system" messages after the user's words are not the user's words.
+    with_system = ChatRequest(model="m", tools=TOOLS, messages=(
+        Message(role="user", text=reminder + "hello there"), Message(role="system", text="# Environment\n\ncwd: /x"),
+    ))
+    assert _planned_answer(with_system) == "Echo: hello there"
     assert _planned_answer(_request("use the hammer tool: nails")) == "Echo: use the hammer tool: nails"
 
 

@@ -8,9 +8,10 @@ user's newest message asks for it: a ``[sim call ...]`` directive, a plain reque
 "Use the Bash tool to run: ls" (the tool must be offered), or a ``tool_choice`` that forces a
 call. Otherwise it answers in text. The arguments come from the user's own words (every
 required property filled by type, so they validate against the schema), never from the
-``<system-reminder>`` blocks agent clients add to a user turn, nor from the tool block or the
-system text. Once the current request carries ``Tool result (<id>): ...`` lines it answers in
-text. A re-ask (the gateway's ``# Tool call rejected`` message) gets a corrected call.
+``<system-reminder>`` blocks agent clients add to a user turn, nor from the tool block, the
+system text or the system messages of the current turn. Once the current request carries
+``Tool result (<id>): ...`` lines it answers in text. A re-ask (the gateway's ``# Tool call
+rejected`` message) gets a corrected call.
 
 ``[sim call tool=NAME[,NAME...] bad=syntax|schema]`` scripts it: which tools to call in one
 answer (default: the tool ``tool_choice`` names, else the first tool), and a malformed call
@@ -37,6 +38,10 @@ _REASK_SCHEMA = re.compile(r"The arguments of `([^`]+)` must match this JSON Sch
 _REASK_TOOLS = re.compile(r"^The tools are: `([^`]+)`", re.M)
 _BAD = {"1": "syntax", "syntax": "syntax", "schema": "schema"}
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+#: A system message of the current turn (Claude Code sends them after the user's) and the
+#: "User: " label of a turn rendered as several entries (protocol/conversation.py).
+_SYSTEM_ENTRY = re.compile(r"(?:\A|\n\n)System: .*?(?=\n\n(?:User: |Assistant: |Tool result \()|\Z)", re.S)
+_USER_LABEL = re.compile(r"(?:\A|(?<=\n\n))User: ")
 #: "Use the Bash tool to run: ls" / "call the `get_time` tool for Oslo": a plain request for a tool.
 _PLAIN_CALL = re.compile(r"^\W*(?:please\s+)?(?:use|call|run)\s+(?:the\s+)?`?([\w.-]+)`?\s+tool\b(.*)$", re.I | re.M)
 
@@ -82,7 +87,7 @@ def _tool_question(question: str, context: str) -> tuple[dict[str, dict[str, Any
         tools, request = _split(context)[0], question
     else:
         return None
-    return tools, _REMINDER.sub("", request).strip()
+    return tools, _USER_LABEL.sub("", _SYSTEM_ENTRY.sub("", _REMINDER.sub("", request))).strip()
 
 
 def _call_directive(request: str) -> dict[str, str] | None:
