@@ -25,7 +25,8 @@ from .real_clients import client_bin
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    with run_gateway(tmp_path_factory.mktemp("claude-code")) as gateway:
+    # claude-* aliases: Claude Code may also run unconfigured (its own claude-opus/haiku names)
+    with run_gateway(tmp_path_factory.mktemp("claude-code"), env={"MODEL_ALIASES": "claude-*=qwen3-coder"}) as gateway:
         yield gateway
 
 
@@ -56,6 +57,13 @@ def test_claude_code_answers_a_plain_prompt(gw: RunningGateway, tmp_path: Path) 
     assert (result["is_error"], result["num_turns"]) == (False, 1)
     assert result["result"] == "Echo: hello there"
     assert result["usage"]["input_tokens"] > 1000  # its system prompt and tool list reached the model
+
+
+def test_claude_code_without_a_model_setting_through_model_aliases(gw: RunningGateway, tmp_path: Path) -> None:
+    result = _last_json(_claude(gw, tmp_path / "home", "hello there", "--output-format", "json", model=None))
+    assert (result["is_error"], result["result"]) == (False, "Echo: hello there")
+    # It asked for (and was answered under) its own default model: the gateway echoes the name.
+    assert [name for name in result["modelUsage"] if name.startswith("claude-")], result["modelUsage"]
 
 
 def test_claude_code_tool_round_trip_json(gw: RunningGateway, tmp_path: Path) -> None:
