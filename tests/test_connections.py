@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,13 @@ def test_max_connections_answers_503_on_new_connections_until_one_closes(gw: Run
     finally:
         for sock in held:
             sock.close()
+
+
+def test_the_idle_connections_tool_runs_small(tmp_path: Path) -> None:
+    import subprocess
+
+    tool = Path(__file__).resolve().parent.parent / "tools" / "idle_conns.py"
+    done = subprocess.run([sys.executable, str(tool), "--connections", "40", "--keep-alive", "1",
+                           "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "idle connections: ok" in done.stdout and '"closed_by_gateway": 40' in done.stdout

@@ -43,6 +43,9 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[int] = trio.
     config.errorlog = logging.getLogger("hypercorn.error")  # through our handler only, not twice
     config.graceful_timeout = 5.0
     config.keep_alive_timeout = settings.keep_alive_timeout
+    # hypercorn's accept backlog is 100: a burst of new connections overflows it and the kernel
+    # drops SYNs (clients retry after 1 s, 3 s, ...). 2048, like uvicorn and gunicorn.
+    config.backlog = 2048
     app = create_app(settings)
     gateway = app.extensions["trio_lingma.gateway"]
     shutdown = trio.Event()
