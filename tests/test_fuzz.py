@@ -93,6 +93,22 @@ anthropic_bodies = st.fixed_dictionaries({"model": models, "messages": maybe(ant
     "tools": json_values, "tool_choice": json_values, "thinking": json_values,
     "metadata": json_values, "temperature": json_values, "top_k": json_values,
 })
+responses_items = st.lists(st.one_of(
+    st.fixed_dictionaries({"role": maybe(roles), "content": maybe(text | st.lists(st.fixed_dictionaries(
+        {"type": maybe(st.sampled_from(["input_text", "output_text", "input_image", "refusal"]))},
+        optional={"text": maybe(text), "image_url": maybe(text)}), max_size=2))},
+        optional={"type": maybe(st.just("message"))}),
+    st.fixed_dictionaries({"type": maybe(st.sampled_from(["function_call", "function_call_output", "reasoning",
+                                                          "web_search_call"]))},
+                          optional={"call_id": maybe(text), "name": maybe(text), "arguments": maybe(text),
+                                    "output": maybe(text), "summary": json_values})), max_size=4)
+responses_bodies = st.fixed_dictionaries({"model": models, "input": maybe(text | responses_items)}, optional={
+    "stream": maybe(st.booleans()), "instructions": maybe(text), "max_output_tokens": maybe(st.integers(-5, 5000)),
+    "tools": maybe(st.lists(st.fixed_dictionaries({"type": maybe(st.sampled_from(["function", "web_search"])),
+                                                   "name": maybe(text)}), max_size=2)),
+    "tool_choice": json_values, "reasoning": json_values, "text": json_values, "store": json_values,
+    "previous_response_id": maybe(text), "include": json_values, "metadata": json_values,
+})
 header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60).map(str.strip)
 extra_headers = st.dictionaries(
     st.from_regex(r"\Ax-[a-z][a-z0-9-]{0,20}\Z"), header_values, max_size=3)
@@ -159,6 +175,13 @@ def test_anthropic_bodies_and_headers(gateway: RunningGateway, client: httpx.Cli
     send(client, gateway, path, json.dumps(body).encode(), {**extra, **headers, **auth})
 
 
+@FUZZ
+@given(body=responses_bodies, auth=auth_headers, headers=common_headers)
+def test_responses_bodies_and_headers(gateway: RunningGateway, client: httpx.Client, body: Any,
+                                      auth: dict[str, str], headers: dict[str, str]) -> None:
+    send(client, gateway, "/v1/responses", json.dumps(body).encode(), {**headers, **auth})
+
+
 raw_bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda v: json.dumps(v).encode()),
@@ -171,7 +194,7 @@ raw_bodies = st.one_of(
 @settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=raw_bodies, path=st.sampled_from(
-    ["/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens"]))
+    ["/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/messages/count_tokens"]))
 def test_raw_bodies(gateway: RunningGateway, client: httpx.Client, content: bytes,
                     path: str) -> None:
     send(client, gateway, path, content, {"x-api-key": API_KEY})

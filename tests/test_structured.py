@@ -86,6 +86,11 @@ def test_without_strict_json_off_schema_is_delivered_after_the_reask() -> None:
     assert isinstance(_answer(turn, "prose only")[0], StreamError)
 
 
+def test_a_schema_that_cannot_be_applied_is_not_enforced() -> None:
+    unresolvable = ResponseFormat(kind="json_schema", schema={"$ref": "#/nowhere"}, strict=True)
+    assert StructuredTurn(unresolvable).feed([TextDelta(text="{}"), Finish()]) == [TextDelta(text="{}"), Finish()]
+
+
 def test_json_object_needs_an_object() -> None:
     turn = StructuredTurn(OBJECT, reasks=0)
     assert isinstance(_answer(turn, "[1]")[0], StreamError)
@@ -115,6 +120,8 @@ def test_chat_response_format_shapes() -> None:
     ({"type": "json_schema", "json_schema": {"name": "p", "schema": {"type": "nope"}}},
      "response_format.json_schema.schema"),
     ({"type": "json_schema"}, "response_format.json_schema"),
+    ({"type": "json_schema", "json_schema": {"name": "p", "schema": {"$schema": 3}}},
+     "response_format.json_schema.schema"),
     ({"type": "yaml"}, "response_format.type"),
 ])
 def test_bad_chat_response_formats(fmt: dict[str, Any], param: str) -> None:

@@ -103,6 +103,8 @@ def schema_error(schema: dict[str, Any]) -> str | None:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         return exc.message
+    except Exception as exc:  # e.g. a "$schema" that is not a string
+        return f"{type(exc).__name__}: {exc}"
     return None
 
 
@@ -172,7 +174,10 @@ class StructuredTurn:
         value = found[1]
         if self._validator is None:
             return None if isinstance(value, dict) else f"it must be a JSON object, not {type(value).__name__}"
-        error = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
+        try:
+            error = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
+        except Exception:  # an unresolvable $ref and the like: the schema's fault, not the model's
+            return None
         if error is None:
             return None
         where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
