@@ -113,6 +113,7 @@ def test_stream_events_and_final_response(client: openai.OpenAI) -> None:
     assert [e.sequence_number for e in events] == list(range(len(events)))
     deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert deltas == final.output_text == "Echo: stream me"
+    assert client.responses.retrieve(final.id).output_text == final.output_text  # streamed ones are kept too
 
 
 def test_stream_function_call_arguments(client: openai.OpenAI) -> None:
