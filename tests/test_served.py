@@ -3,11 +3,19 @@ connection table, the access line's parts (http/served.py, observability/access.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
 import trio
 import trio.testing
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
 
 from trio_lingma.http.app import create_app
-from trio_lingma.http.served import ConnectionTable, connection_limit
+from trio_lingma.http.served import ConnectionTable, connection_limit, install
 from trio_lingma.observability.access import Exchange, error_summary, format_line
 from trio_lingma.settings import Settings
 
@@ -78,3 +86,61 @@ def test_format_line_cuts_user_values_and_names_the_stream_outcome() -> None:
     stream = Exchange(method="POST", path="/v1/messages", route="/v1/messages", status=200, stream=True,
                       finished=True, turn_ok=True, model="m")
     assert format_line(stream, 1) == "POST /v1/messages 200 1000.0ms model=m stream=completed"
+
+
+# --- the keep-alive fix at exact virtual times: hypercorn in process, a MockClock -------------
+# (the e2e proof on both entry points is tests/test_connections.py; this pins the mechanism)
+
+KEEP_ALIVE = 15
+
+
+def _tiny_app() -> QuartTrio:
+    app = QuartTrio(__name__)
+
+    @app.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    install(app, Settings(keep_alive_timeout=KEEP_ALIVE, access_log=False))
+    return app
+
+
+@asynccontextmanager
+async def _served(app: QuartTrio) -> AsyncIterator[int]:
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.keep_alive_timeout = KEEP_ALIVE
+    config.accesslog = None
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        (bind,) = await nursery.start(functools.partial(serve, app, config, shutdown_trigger=shutdown.wait))
+        yield int(bind.rsplit(":", 1)[1])
+        shutdown.set()
+
+
+async def _eof_after_response(port: int, request: bytes) -> float:
+    """Virtual seconds from the end of the response to the server's EOF."""
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        await stream.send_all(request)
+        data = b""
+        while not data.endswith(b"pong"):
+            data += await stream.receive_some()
+        answered = trio.current_time()
+        while await stream.receive_some():
+            pass
+        return trio.current_time() - answered
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    # a short real-time threshold: loopback I/O in flight is never mistaken for idleness
+    return trio.testing.MockClock(autojump_threshold=0.02)
+
+
+async def test_keep_alive_closes_an_idle_connection_at_exactly_the_timeout(clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(10 * KEEP_ALIVE):
+        async with _served(_tiny_app()) as port:
+            kept = await _eof_after_response(port, b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+            closed = await _eof_after_response(port, b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert kept == pytest.approx(KEEP_ALIVE, abs=0.01)
+    assert closed == pytest.approx(0, abs=0.01)
