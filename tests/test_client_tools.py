@@ -417,6 +417,11 @@ def test_the_simulator_follows_a_plain_request_and_ignores_system_reminders() ->
         Message(role="user", text=reminder + "hello there"), Message(role="system", text="# Environment\n\ncwd: /x"),
     ))
     assert _planned_answer(with_system) == "Echo: hello there"
+    late_system = ChatRequest(model="m", tools=TOOLS, messages=(
+        Message(role="user", text=reminder + "[sim call] Quito"), Message(role="system", text="Today is Monday."),
+    ))
+    _, calls, _ = parse_tool_calls(client_tool_answer(fresh_question(late_system)) or "", Toolbox(TOOLS))
+    assert [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "Quito"})]
     assert _planned_answer(_request("use the hammer tool: nails")) == "Echo: use the hammer tool: nails"
 
 

@@ -92,10 +92,15 @@ def test_disconnect_mid_stream_stops_upstream_and_frees_the_slot(gw: RunningGate
 
 def test_burst_against_one_slot_gets_exactly_the_answers_the_settings_imply(tmp_path: Path) -> None:
     env = {"LINGMA_INSTANCES": "1", "LINGMA_CONCURRENCY": "1", "QUEUE_SIZE": "2", "QUEUE_TIMEOUT": "1"}
-    with run_gateway(tmp_path, env=env) as gw, ThreadPoolExecutor(8) as pool:
-        slow = pool.submit(_chat, gw, [{"role": "user", "content": "[sim slow delay=0.4] hold the slot"}])
+    # One client made up front: httpx.post builds a client (and an SSL context) per call, which on a
+    # loaded machine delays the burst by more than QUEUE_TIMEOUT and lets the slow request finish first.
+    with run_gateway(tmp_path, env=env) as gw, ThreadPoolExecutor(8) as pool, httpx.Client(timeout=30) as client:
+        slow = pool.submit(_chat, gw, [{"role": "user", "content": "[sim slow delay=0.8] hold the slot"}])
         wait_for(lambda: gw.readyz().json()["in_flight"] == 1)
-        burst = [pool.submit(_chat, gw, [{"role": "user", "content": f"burst {i}"}]) for i in range(5)]
+        body = {"model": "qwen3-coder"}
+        burst = [pool.submit(client.post, f"{gw.base_url}/chat/completions", headers=gw.headers(),
+                             json={**body, "messages": [{"role": "user", "content": f"burst {i}"}]})
+                 for i in range(5)]
         answers = [f.result() for f in burst]
         assert slow.result().status_code == 200
         codes = sorted(r.status_code for r in answers)
