@@ -199,6 +199,15 @@ def test_deferred_tools_are_offered_once_tool_search_names_them() -> None:
     assert [t.name for t in after.tools] == ["Read", "Deferred"]
 
 
+def test_tool_choice_naming_a_deferred_or_server_tool() -> None:
+    deferred = adapter.parse_messages_request(body(tools=[tool("Read"), tool("Late", defer_loading=True)],
+                                                   tool_choice={"type": "tool", "name": "Late"}))
+    assert ([t.name for t in deferred.tools], deferred.tool_choice) == (["Read", "Late"], {"name": "Late"})
+    server = adapter.parse_messages_request(body(tools=[*SERVER_TOOLS, tool("Read")],
+                                                 tool_choice={"type": "tool", "name": "web_search"}))
+    assert ([t.name for t in server.tools], server.tool_choice) == (["Read"], "auto")
+
+
 def test_tool_removal_withdraws_a_tool() -> None:
     request = adapter.parse_messages_request(body(tools=[tool("Read"), tool("Write")], messages=[
         {"role": "user", "content": "a"},

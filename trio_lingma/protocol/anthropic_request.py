@@ -27,8 +27,9 @@ session reuse and make the model read noise.
 Tools: Anthropic-defined and server tools (a ``type`` other than ``custom``) are accepted and
 dropped. A tool with ``defer_loading: true`` is offered only once tool search named it (a
 ``tool_reference`` block in a tool result) or a system message's ``tool_addition`` did; a
-``tool_removal`` withdraws a tool from then on. The flattened question offers the tool set in
-effect at its end.
+``tool_removal`` withdraws a tool from then on; a tool ``tool_choice`` names is offered. The
+flattened question offers the tool set in effect at its end. ``tool_choice`` naming a server
+tool becomes ``auto``: nothing here can run it.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def parse_count_tokens_request(body: object) -> ChatRequest:
 def _translate(wire: CountTokensRequest, *, max_tokens: int | None) -> ChatRequest:
     if not wire.messages:
         raise fail(("messages",), "at least one message is required")
-    tools = _tools(wire.tools or (), _tool_changes(wire.messages))
     choice = wire.tool_choice
+    forced = [(True, choice.name)] if isinstance(choice, ChoiceTool) else []  # offered even if deferred
+    tools = _tools(wire.tools or (), _tool_changes(wire.messages) + forced)
     return ChatRequest(
         model=wire.model,
         messages=_conversation(wire.messages),
@@ -109,7 +111,7 @@ def _translate(wire: CountTokensRequest, *, max_tokens: int | None) -> ChatReque
         top_p=wire.top_p,
         thinking=wire.thinking is not None and wire.thinking.type != "disabled",
         tools=tools,
-        tool_choice=_tool_choice(choice),
+        tool_choice=_tool_choice(choice, wire.tools or ()),
         parallel_tool_calls=not (isinstance(choice, ChoiceAuto | ChoiceAny | ChoiceTool)
                                  and choice.disable_parallel_tool_use),
         tool_id_prefix="toolu_",
@@ -157,10 +159,12 @@ def _tool_changes(messages: tuple[WireMessage, ...]) -> list[tuple[bool, str]]:
     return changes
 
 
-def _tool_choice(choice: ToolChoice | None) -> NeutralChoice:
-    """Protocol-neutral: ``"auto" | "required" | "none" | {"name": <tool>}`` (None: not given)."""
+def _tool_choice(choice: ToolChoice | None, tools: tuple[CustomTool | OtherTool, ...]) -> NeutralChoice:
+    """Protocol-neutral: ``"auto" | "required" | "none" | {"name": <tool>}`` (None: not given).
+    A server tool named by ``tool_choice`` cannot be called here: the model decides (``"auto"``)."""
     if isinstance(choice, ChoiceTool):
-        return {"name": choice.name}
+        server = any(isinstance(t, OtherTool) and t.name == choice.name for t in tools)
+        return "auto" if server else {"name": choice.name}
     if isinstance(choice, ChoiceAuto):
         return "auto"
     if isinstance(choice, ChoiceAny):

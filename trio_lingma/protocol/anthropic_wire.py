@@ -231,6 +231,7 @@ class OtherTool:
     ``mcp_toolset``...): no schema Lingma could use and no one here runs it; ignored."""
 
     type: str
+    name: str | None = None
 
 
 @attrs.frozen(kw_only=True)
