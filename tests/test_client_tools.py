@@ -425,6 +425,17 @@ def test_the_simulator_follows_a_plain_request_and_ignores_system_reminders() ->
     assert _planned_answer(_request("use the hammer tool: nails")) == "Echo: use the hammer tool: nails"
 
 
+def test_the_simulator_does_not_echo_the_rules_of_a_reply_into_a_reused_session() -> None:
+    # A background-task notification (a reminder only) sent into the session of an earlier turn:
+    # the gateway's appended rules are not the user's words (echoing "<tool_call>" made a call).
+    first = _request("hello")
+    later = attrs.evolve(first, messages=(*first.messages, Message(role="assistant", text="Echo: hello"),
+                                          Message(role="user", text="<system-reminder>done</system-reminder>\nok")))
+    ask = Ask(request_id="r", session_id="s", question_text=reply_question(later), is_reply=True,
+              context=fresh_question(first))
+    assert plan_turn(ask).full_answer == "Echo: ok"
+
+
 @pytest.mark.parametrize(("bad", "why"), [("1", "not one JSON object"), ("schema", "required property")])
 def test_the_simulator_makes_bad_calls_and_fixes_them_when_reasked(bad: str, why: str) -> None:
     turn = ClientToolTurn(_request(), incremental=False)

@@ -42,6 +42,9 @@ _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
 #: "User: " label of a turn rendered as several entries (protocol/conversation.py).
 _SYSTEM_ENTRY = re.compile(r"(?:\A|\n\n)System: .*?(?=\n\n(?:User: |Assistant: |Tool result \()|\Z)", re.S)
 _USER_LABEL = re.compile(r"(?:\A|(?<=\n\n))User: ")
+#: The rules the gateway appends to a turn sent into a reused session (client_tools.reply_question).
+_REPLY_RULES = re.compile(
+    r"\n\n\((?:Do not call any tool|You must call|When no tool is needed|Call at most one tool)[^\n]*\)(?=\n\n|\Z)")
 #: "Use the Bash tool to run: ls" / "call the `get_time` tool for Oslo": a plain request for a tool.
 _PLAIN_CALL = re.compile(r"^\W*(?:please\s+)?(?:use|call|run)\s+(?:the\s+)?`?([\w.-]+)`?\s+tool\b(.*)$", re.I | re.M)
 
@@ -84,7 +87,7 @@ def _tool_question(question: str, context: str) -> tuple[dict[str, dict[str, Any
     if question.startswith(TOOLS_HEADING):
         tools, request = _split(question)
     elif context.startswith(TOOLS_HEADING):
-        tools, request = _split(context)[0], question
+        tools, request = _split(context)[0], _REPLY_RULES.sub("", question)
     else:
         return None
     return tools, _USER_LABEL.sub("", _SYSTEM_ENTRY.sub("", _REMINDER.sub("", request))).strip()
