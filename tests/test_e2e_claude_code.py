@@ -86,3 +86,18 @@ def test_claude_code_tool_round_trip_stream_json(gw: RunningGateway, tmp_path: P
     assert "round-trip-stream" in json.dumps(results[0]["content"])
     final = messages[-1]
     assert final["type"] == "result" and final["result"] == "The tool returned: round-trip-stream"
+
+
+def test_claude_code_subagent_round_trip(gw: RunningGateway, tmp_path: Path) -> None:
+    # The Agent tool runs a subagent (its own requests: another tool set, a system message listing
+    # deferred tools); its completion comes back as a notification turn that the gateway sends
+    # into the reused upstream session. Every request must be answered without an API error.
+    out = _claude(gw, tmp_path / "home", "Use the Agent tool: say hi", "--output-format", "stream-json",
+                  "--verbose", model=None)
+    messages = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    blocks = [block for m in messages if m.get("type") == "assistant" for block in m["message"]["content"]]
+    assert [(b["name"], b["input"]["prompt"]) for b in blocks if b["type"] == "tool_use"] == [("Agent", "say hi")]
+    texts = [b["text"] for b in blocks if b["type"] == "text"]
+    assert "Echo: say hi" in texts, texts  # the subagent's own answer
+    assert not [t for t in texts if "API Error" in t], texts
+    assert all(m["is_error"] is False for m in messages if m.get("type") == "result")
