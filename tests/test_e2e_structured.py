@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anthropic
 import openai
 import pydantic
 import pytest
@@ -67,3 +68,14 @@ def test_an_invalid_schema_is_a_400(client: openai.OpenAI) -> None:
             model="qwen3-coder", messages=[{"role": "user", "content": "x"}],
             response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": {"type": 3}}})
     assert "response_format.json_schema.schema" in str(info.value)
+
+
+def test_anthropic_messages_parse_and_stream(gw: RunningGateway) -> None:
+    with anthropic.Anthropic(base_url=gw.url, api_key=API_KEY, max_retries=0, timeout=30) as client:
+        message = client.messages.parse(model="qwen3-coder", max_tokens=500, output_format=Person,
+                                        messages=[{"role": "user", "content": "[sim json bad=prose] Ada"}])
+        assert message.parsed_output is not None and message.parsed_output.name
+        with client.messages.stream(model="qwen3-coder", max_tokens=500, output_format=Person,
+                                    messages=[{"role": "user", "content": "[sim json bad=schema] Ada"}]) as stream:
+            final = stream.get_final_message()
+        assert final.parsed_output is not None and isinstance(final.parsed_output.age, int)

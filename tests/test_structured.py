@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from trio_lingma import errors
+from trio_lingma.protocol.anthropic import parse_messages_request
 from trio_lingma.protocol.client_tools import fresh_question, reply_question
 from trio_lingma.protocol.conversation import ChatRequest, Message, ResponseFormat
 from trio_lingma.protocol.events import ErrorKind, Event, Finish, FinishReason, StreamError, TextDelta, ThinkingDelta
@@ -138,6 +139,19 @@ def test_responses_text_format() -> None:
     with pytest.raises(errors.InvalidRequest) as info:
         fmt({"format": {"type": "json_schema", "name": "p"}})
     assert info.value.param == "text.format.schema"
+
+
+def test_anthropic_output_config_and_output_format() -> None:
+    def fmt(**body: Any) -> ResponseFormat | None:
+        return parse_messages_request({"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "x"}],
+                                       **body}).response_format
+    strict = ResponseFormat(kind="json_schema", schema=PERSON, strict=True)
+    assert fmt(output_config={"format": {"type": "json_schema", "schema": PERSON}}) == strict
+    assert fmt(output_format={"type": "json_schema", "schema": PERSON}) == strict
+    assert fmt(output_config={"effort": "high"}) is None
+    with pytest.raises(errors.InvalidRequest) as info:
+        fmt(output_config={"format": {"type": "json_schema", "schema": {"type": 3}}})
+    assert info.value.param == "output_config.format.schema"
 
 
 def test_the_format_block_ends_every_question() -> None:

@@ -67,11 +67,12 @@ from .anthropic_wire import (
     explain_anthropic,
     fail,
 )
-from .conversation import ChatRequest, Image, Message, ToolCall, ToolSpec
+from .conversation import ChatRequest, Image, Message, ResponseFormat, ToolCall, ToolSpec
 from .conversation import ToolChoice as NeutralChoice
 from .convert import structure
 from .field_errors import NotOneOf, Path
 from .jsonutil import compact_json
+from .structured import schema_error
 
 __all__ = ["BILLING_HEADER_PREFIX", "parse_count_tokens_request", "parse_messages_request"]
 
@@ -116,7 +117,23 @@ def _translate(wire: CountTokensRequest, *, max_tokens: int | None) -> ChatReque
                                  and choice.disable_parallel_tool_use),
         tool_id_prefix="toolu_",
         include_usage=True,  # Anthropic always reports usage
+        response_format=_output_format(wire),
     )
+
+
+def _output_format(wire: CountTokensRequest) -> ResponseFormat | None:
+    """Structured outputs (``output_config.format``, or the beta's ``output_format``): the
+    schema is guaranteed by the real API, so the emulation is strict (protocol/structured.py)."""
+    fmt = wire.output_config.format if wire.output_config else None
+    path: tuple[str, ...] = ("output_config", "format", "schema")
+    if fmt is None:
+        fmt, path = wire.output_format, ("output_format", "schema")
+    if fmt is None:
+        return None
+    problem = schema_error(fmt.schema)
+    if problem is not None:
+        raise fail(path, f"not a valid JSON Schema: {problem}")
+    return ResponseFormat(kind="json_schema", schema=fmt.schema, strict=True)
 
 
 def _system(system: str | tuple[TextBlock, ...] | None) -> str:

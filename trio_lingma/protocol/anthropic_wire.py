@@ -283,6 +283,19 @@ Unit = Annotated[float, Bounds(0, 1)]
 
 
 @attrs.frozen(kw_only=True)
+class JsonOutputFormat:
+    """Structured outputs: the answer is JSON valid against ``schema`` (protocol/structured.py)."""
+
+    type: Literal["json_schema"]
+    schema: dict[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class OutputConfig:
+    format: JsonOutputFormat | None = None
+
+
+@attrs.frozen(kw_only=True)
 class CountTokensRequest:
     """``POST /v1/messages/count_tokens``: the fields the gateway reads or checks."""
 
@@ -298,6 +311,8 @@ class CountTokensRequest:
     thinking: ThinkingEnabled | ThinkingOther | None = None
     tools: tuple[CustomTool | OtherTool, ...] | None = None
     tool_choice: ToolChoice | None = None
+    output_config: OutputConfig | None = None
+    output_format: JsonOutputFormat | None = None  # the structured-outputs beta's name for it
 
 
 @attrs.frozen(kw_only=True)
