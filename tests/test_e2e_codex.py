@@ -30,7 +30,8 @@ wire_api = "responses"
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    with run_gateway(tmp_path_factory.mktemp("codex"), env={"SSE_PING_INTERVAL": "5"}) as gateway:
+    env = {"SSE_PING_INTERVAL": "5", "MODEL_ALIASES": "gpt-*=qwen3-coder"}
+    with run_gateway(tmp_path_factory.mktemp("codex"), env=env) as gateway:
         yield gateway
 
 
@@ -54,8 +55,9 @@ def _completed(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == kind]
 
 
-def test_codex_exec_completes_a_prompt(gw: RunningGateway, tmp_path: Path) -> None:
-    events = codex_exec(gw, tmp_path, "hello from codex")
+@pytest.mark.parametrize("model", [(), ("-c", "model=gpt-5.1-codex")], ids=["configured", "aliased"])
+def test_codex_exec_completes_a_prompt(gw: RunningGateway, tmp_path: Path, model: tuple[str, ...]) -> None:
+    events = codex_exec(gw, tmp_path, "hello from codex", *model)
     messages = _completed(events, "agent_message")
     assert messages and messages[-1]["text"]
     turn = next(e for e in events if e["type"] == "turn.completed")
