@@ -268,10 +268,22 @@ def test_user_blocks_document_search_result_and_tool_reference() -> None:
     )
 
 
+def test_pdf_and_file_documents_become_placeholders() -> None:
+    # Claude Code's Read of a PDF answers with a document block in a tool result; it stays in every
+    # later request, so it must not make the conversation a 400.
+    request = adapter.parse_messages_request(body(messages=[{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t", "content": [
+            {"type": "document", "title": "spec.pdf",
+             "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}}]},
+        {"type": "document", "source": {"type": "file", "file_id": "file_1"}},
+    ]}]))
+    assert request.messages == (
+        Message(role="tool", tool_call_id="t", text="[document: spec.pdf (application/pdf): not readable by this gateway]"),
+        Message(role="user", text="[document (file): not readable by this gateway]"),
+    )
+
+
 @pytest.mark.parametrize(("raw", "message"), [
-    (body(messages=[{"role": "user", "content": [
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}}]}]),
-     "messages.0.content.0.source.type: only 'text' and 'content' document sources are supported by this gateway"),
     (body(messages=[{"role": "user", "content": [{"type": 7}]}]),
      "messages.0.content.0.type: Input tag '7' found using 'type' does not match any of the expected tags: "
      "'text', 'image', 'document', 'search_result', 'tool_result', 'container_upload'"),

@@ -17,7 +17,8 @@ and skill listings) stays where it is as ``Message(role="system")``, as OpenAI's
 messages do; one with ``clear_at: "next_user_message"`` is left out once a later user message
 exists, as the API documents. Thinking, server-tool and MCP blocks of earlier turns are
 accepted and not sent upstream: Lingma cannot verify or use them; a ``compaction`` block's
-summary is kept as assistant text.
+summary is kept as assistant text. A PDF or file document (Claude Code's Read of a PDF returns
+one) becomes a placeholder line, as images do.
 
 System: text blocks joined by a blank line. A block starting ``x-anthropic-billing-header:``
 (Claude Code sends one first) is dropped: it is billing metadata for Anthropic, not an
@@ -284,11 +285,12 @@ def _texts(block: object, path: Path) -> list[str]:
 
 
 def _document(block: DocumentBlock, path: Path) -> str:
-    """Only documents that carry text can be passed on (Lingma takes no PDFs)."""
+    """A document's text; a PDF or file (Lingma reads neither) is a placeholder line, not a 400:
+    agent clients keep such a block in every later request, so refusing it would end the session."""
     source = block.source
     if isinstance(source, BinarySource):
-        raise fail((*path, "source", "type"),
-                   "only 'text' and 'content' document sources are supported by this gateway")
+        what = source.media_type or source.type
+        return f"[document{': ' + block.title if block.title else ''} ({what}): not readable by this gateway]"
     if isinstance(source, TextSource):
         return source.data
     return _result_content(source.content, (*path, "source", "content"))[0]

@@ -88,9 +88,10 @@ class ContentSource:
 
 @attrs.frozen(kw_only=True)
 class BinarySource:
-    """A PDF or file document: accepted by the schema, refused by the gateway (no PDF reader)."""
+    """A PDF or file document: Lingma reads neither; shown as a placeholder line."""
 
     type: Literal["base64", "url", "file"]
+    media_type: str | None = None
 
 
 @attrs.frozen(kw_only=True)
