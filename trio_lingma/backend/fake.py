@@ -17,6 +17,8 @@ Turns are scripted by the question text:
 One-shot faults for the next ask are set on the fake: ``fail_next_ask = "crash"`` (drop the
 connection without answering), ``"refuse"`` (``isSuccess: false``), ``"error"`` (a
 ``chat/finish`` with status 500 before any content). ``answer_pings = False`` freezes probes.
+``delete_delay`` makes every ``chat/deleteSessionById`` take that long (``max_deleting`` records
+how many ran at once); ``sessions`` holds every session that finished a turn and was not deleted.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class FakeLingma:
         self.deleted_at: list[float] = []
         self.sessions: dict[str, int] = {}
         self.answer_pings = True
+        self.delete_delay = 0.0
+        self.deleting = self.max_deleting = 0
         self.fail_next_ask: str | None = None
         self.lives = 0
         self._turns: dict[str, trio.CancelScope] = {}
@@ -109,12 +113,21 @@ class FakeLingma:
                     scope.cancel()
                 result = {}
             case "chat/deleteSessionById":
-                self.deleted.append(params.get("sessionId", ""))
-                self.deleted_at.append(trio.current_time())
-                result = self.sessions.pop(params.get("sessionId", ""), None) is not None
+                result = await self._delete(params.get("sessionId", ""))
             case _:
                 result = None
         await transport.send(peer.send_result(message.id, result))
+
+    async def _delete(self, session_id: str) -> bool:
+        self.deleting += 1
+        self.max_deleting = max(self.max_deleting, self.deleting)
+        try:
+            await trio.sleep(self.delete_delay)
+        finally:
+            self.deleting -= 1
+        self.deleted.append(session_id)
+        self.deleted_at.append(trio.current_time())
+        return self.sessions.pop(session_id, None) is not None
 
     async def _ask(self, transport: MemoryTransport, peer: jsonrpc.Peer, message: jsonrpc.Request,
                    params: dict[str, Any]) -> None:

@@ -8,7 +8,9 @@ instance's ``CapacityLimiter`` ticket, the upstream turn subscription, the upstr
 taken inside that context and released by it, whatever ends the request (normal end, client
 disconnect delivered as cancellation, deadline, upstream crash, shutdown). Clean-up that talks
 to Lingma (``chat/stop``) is shielded and time-bounded; deleting upstream sessions is handed to
-the *session reaper* task, so a finished request never waits for it.
+the *session reaper* (:mod:`~trio_lingma.backend.reaper`) together with the request's ticket, so
+a finished request never waits for it, and capacity is free again only once its sessions are
+gone.
 
 Admission (:meth:`Gateway.admit`): check the conversation prefix out of the session cache
 (:mod:`~trio_lingma.backend.sessions`), let the pure :func:`~trio_lingma.backend.pool.choose`
@@ -21,7 +23,7 @@ header is sent. One request stays on the instance it was given, except for the o
 
 from __future__ import annotations
 
-import collections
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -38,15 +40,13 @@ from .admission import AdmissionQueue, KeyLimits, ServiceTimes, retry_after
 from .attach import attach_connector
 from .instance import Instance
 from .pool import Candidate, PoolSnapshot, choose
+from .reaper import SessionReaper
 from .sessions import SessionCache, SessionEntry
 from .stream import Attempt, EventStream
 
 __all__ = ["EventStream", "Gateway", "GatewaySnapshot", "ModelInfo", "TurnReport", "model_catalogue"]
 
 log = logging.getLogger(__name__)
-
-#: Upstream sessions waiting to be deleted; beyond this the oldest are forgotten (logged).
-REAPER_BACKLOG = 4096
 
 GatewaySnapshot = PoolSnapshot
 
@@ -99,8 +99,8 @@ class Gateway:
         self.service = ServiceTimes()
         self._models: dict[str, ModelInfo] = {}
         self._aliases = parse_aliases(settings.model_aliases)
-        self._doomed: collections.deque[SessionEntry] = collections.deque()
-        self._reaper_wake = trio.Event()
+        self.reaper = SessionReaper(self._delete)
+        self._expiry_wake = trio.Event()
         #: Called with a :class:`TurnReport` when each request ends (synchronously; never raises).
         self.observers: list[Callable[[TurnReport], None]] = []
         #: Set by :meth:`start_drain`: no new requests are admitted (503) and /readyz fails.
@@ -119,7 +119,8 @@ class Gateway:
         return PoolSnapshot(instances=tuple(i.snapshot() for i in self.instances),
                             queued=self.queue.queued, cache=self.sessions.statistics(),
                             simulator=self.settings.uses_simulator, mean_service=self.service.mean,
-                            probe_failures=sum(i.probe_failures for i in self.instances))
+                            probe_failures=sum(i.probe_failures for i in self.instances),
+                            deleting=self.reaper.statistics().pending)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -131,7 +132,8 @@ class Gateway:
         async with trio.open_nursery() as nursery:
             for instance in self.instances:
                 nursery.start_soon(instance.run, name=f"{instance.name} supervisor")
-            nursery.start_soon(self._serve_reaper, name="session reaper")
+            await nursery.start(self.reaper.serve, name="session reaper")
+            nursery.start_soon(self._serve_expiry, name="session expiry")
             task_status.started()
 
     @property
@@ -319,44 +321,43 @@ class Gateway:
         return retry_after(self.service.mean, position, capacity)
 
     async def release(self, attempt: Attempt, *, store_as: str | None) -> None:
-        """End the attempt: leave the turn, free the ticket, cache or delete the session."""
+        """End the attempt: leave the turn, cache the session or delete it, free the ticket.
+
+        The sessions to delete (this one when not cached, or the entry its check-in evicted)
+        go to the reaper with the ticket, which it returns once they are deleted.
+        """
         try:
             await attempt.close_turn()
         finally:
-            attempt.instance.limiter.release_on_behalf_of(attempt.token)
             self.service.observe(trio.current_time() - attempt.acquired_at)
-            self._settle_session(attempt, store_as)
+            instance = attempt.instance
+            self.reaper.hand_over(self._settle_session(attempt, store_as),
+                                  functools.partial(instance.limiter.release_on_behalf_of, attempt.token),
+                                  name=f"session reaper: delete for {instance.name}")
 
-    def _settle_session(self, attempt: Attempt, store_as: str | None) -> None:
+    def _settle_session(self, attempt: Attempt, store_as: str | None) -> list[SessionEntry]:
+        """Cache the attempt's session (after a clean finish); the entries to delete."""
         if store_as is not None and attempt.finished and attempt.instance.life == attempt.life:
-            self._doom(self.sessions.put(key=store_as, session_id=attempt.session_id,
-                                         instance=attempt.instance.index, life=attempt.life,
-                                         turns=attempt.turns + 1, now=trio.current_time()))
-            self._reaper_wake.set()  # the next expiry may be earlier now
-            return
-        self._doom([_entry_for(attempt)])
+            self._expiry_wake.set()  # the next expiry may be earlier now
+            return self.sessions.put(key=store_as, session_id=attempt.session_id,
+                                     instance=attempt.instance.index, life=attempt.life,
+                                     turns=attempt.turns + 1, now=trio.current_time())
+        return [_entry_for(attempt)]
 
     # -- deleting upstream sessions ----------------------------------------------------------
 
     def _doom(self, entries: Sequence[SessionEntry]) -> None:
-        for entry in entries:
-            if len(self._doomed) >= REAPER_BACKLOG:
-                gone = self._doomed.popleft()
-                log.warning("session reaper is behind; not deleting session %s", gone.session_id)
-            self._doomed.append(entry)
-        if entries:
-            self._reaper_wake.set()
+        """Entries that left the cache by themselves (expired, invalidated): delete them."""
+        self.reaper.doom(entries)
 
-    async def _serve_reaper(self) -> None:
-        """Delete upstream sessions that were evicted, expired, invalidated or not cached."""
+    async def _serve_expiry(self) -> None:
+        """Hand expired cache entries to the reaper, at their exact expiry times."""
         while True:
             self._doom(self.sessions.expire(trio.current_time()))
-            while self._doomed:
-                await self._delete(self._doomed.popleft())
             deadline = self.sessions.next_expiry()
             with trio.move_on_at(trio.current_time() + 3600.0 if deadline is None else deadline):
-                await self._reaper_wake.wait()
-            self._reaper_wake = trio.Event()
+                await self._expiry_wake.wait()
+            self._expiry_wake = trio.Event()
 
     async def _delete(self, entry: SessionEntry) -> None:
         """``chat/deleteSessionById`` on the owning instance (shielded, bounded by the dialect)."""
@@ -368,7 +369,7 @@ class Gateway:
 
     def idle(self) -> bool:
         """Nothing in flight or queued, and no session deletion pending."""
-        return self.statistics().idle and not self._doomed
+        return self.statistics().idle and self.reaper.statistics().pending == 0
 
 
 def _entry_for(attempt: Attempt) -> SessionEntry:

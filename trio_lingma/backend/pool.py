@@ -135,6 +135,8 @@ class PoolSnapshot:
     simulator: bool = False
     mean_service: float = 0.0
     probe_failures: int = 0
+    #: Upstream sessions waiting to be deleted or being deleted (the session reaper).
+    deleting: int = 0
 
     def __repr__(self) -> str:
         return (f"<Pool ready={self.ready}/{len(self.instances)} starting={self.starting} "

@@ -61,6 +61,10 @@ class _PoolCollector(Collector):
             for name in ("hits", "misses", "evictions"):
                 yield CounterMetricFamily(f"trio_lingma_session_cache_{name}", f"Session cache {name}",
                                           value=getattr(cache, name, 0))
+        deleting = getattr(snap, "deleting", None)
+        if deleting is not None:
+            yield GaugeMetricFamily("trio_lingma_sessions_deleting",
+                                    "Upstream sessions waiting to be deleted or being deleted", value=deleting)
 
 
 class Metrics:
