@@ -46,6 +46,10 @@ def shorten(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
+#: ``Retry-After`` (seconds) of a 429 or 503 raised without an estimate of its own.
+DEFAULT_RETRY_AFTER = 1.0
+
+
 class GatewayError(Exception):
     """Base class. ``status`` is the HTTP status; ``code`` a stable machine-readable code."""
 
@@ -59,6 +63,8 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        if retry_after is None and self.status in (429, 503):  # every 429/503 says when to come back
+            retry_after = DEFAULT_RETRY_AFTER
         self.retry_after = retry_after
 
 

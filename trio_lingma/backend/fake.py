@@ -18,7 +18,9 @@ One-shot faults for the next ask are set on the fake: ``fail_next_ask = "crash"`
 connection without answering), ``"refuse"`` (``isSuccess: false``), ``"error"`` (a
 ``chat/finish`` with status 500 before any content). ``answer_pings = False`` freezes probes.
 ``delete_delay`` makes every ``chat/deleteSessionById`` take that long (``max_deleting`` records
-how many ran at once); ``sessions`` holds every session that finished a turn and was not deleted.
+how many ran at once); ``start_delay`` delays each life's connection (a runtime starting up); ``ask_delay``
+answers ``chat/ask`` that late (a turn stopped meanwhile then never runs);
+``sessions`` holds every session that finished a turn and was not deleted.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class FakeLingma:
         self.sessions: dict[str, int] = {}
         self.answer_pings = True
         self.delete_delay = 0.0
+        self.start_delay = 0.0
+        self.ask_delay = 0.0
         self.deleting = self.max_deleting = 0
         self.fail_next_ask: str | None = None
         self.lives = 0
@@ -71,6 +75,7 @@ class FakeLingma:
 
     @asynccontextmanager
     async def connector(self, instance: Instance) -> AsyncIterator[MemoryTransport]:
+        await trio.sleep(self.start_delay)
         client_end, server_end = memory_transport_pair()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve, server_end, name=f"{self.name} server")
@@ -138,6 +143,9 @@ class FakeLingma:
             return
         rid = params["requestId"]
         ok = fault != "refuse"
+        if self.ask_delay:
+            await trio.sleep(self.ask_delay)
+            ok = ok and rid not in self.stops
         await transport.send(peer.send_result(message.id, {"requestId": rid, "isSuccess": ok,
                                                            "errorMessage": "" if ok else "refused"}))
         if ok:

@@ -38,7 +38,7 @@ from ..protocol.legacy import split_model_mode
 from ..settings import Settings
 from .admission import AdmissionQueue, KeyLimits, ServiceTimes, retry_after
 from .attach import attach_connector
-from .instance import Instance
+from .instance import Instance, InstanceState
 from .pool import Candidate, PoolSnapshot, choose
 from .reaper import SessionReaper
 from .sessions import SessionCache, SessionEntry
@@ -211,7 +211,15 @@ class Gateway:
                 self._models = model_catalogue(instance.handshake.models)
                 return
         if not self._models:
-            raise UpstreamUnavailable("No Lingma instance is ready yet; try again shortly.")
+            raise UpstreamUnavailable("No Lingma instance is ready yet; try again shortly.",
+                                      retry_after=self.settings.restart_initial)
+
+    async def _resolve_model_waiting(self, name: str) -> ModelInfo:
+        """:meth:`resolve_model`; before the first instance is ready, wait for it in the queue."""
+        deadline = trio.current_time() + self.settings.queue_timeout
+        while not self._models and not any(i.ready for i in self.instances):
+            await self._wait_for_instance(frozenset(), deadline)
+        return self.resolve_model(name)
 
     # -- one request -----------------------------------------------------------------------
 
@@ -221,7 +229,7 @@ class Gateway:
         if self.draining:
             raise Overloaded("The gateway is shutting down; retry the request.",
                              retry_after=self._retry_after(1))
-        model = self.resolve_model(request.model)
+        model = await self._resolve_model_waiting(request.model)
         mode = split_model_mode(request.model)[1] or self.settings.lingma_mode
         self.key_limits.acquire(api_key, retry=self._retry_after(1))
         try:
@@ -267,7 +275,7 @@ class Gateway:
         token = object()
         try:
             while True:
-                instance, entry = self._select(entry, exclude)
+                instance, entry = await self._select(entry, exclude, deadline)
                 await self._take_ticket(instance, token, deadline)
                 if instance.ready and (entry is None or entry.life == instance.life):
                     return Attempt(instance, token, entry)
@@ -277,19 +285,40 @@ class Gateway:
                 self._doom(self.sessions.restore(entry, trio.current_time()))
             raise
 
-    def _select(self, entry: SessionEntry | None, exclude: frozenset[int]) -> tuple[Instance, SessionEntry | None]:
-        owner = (entry.instance, entry.life) if entry is not None else None
-        choice = choose(self._candidates(), owner=owner, exclude=exclude)
-        if entry is not None and not choice.affine:
-            if choice.drop_affinity:  # its instance is unhealthy or restarted: invalidate
-                self._doom([entry])
-            else:  # the owner is busy and another instance is free: keep it for later
-                self._doom(self.sessions.restore(entry, trio.current_time()))
-            entry = None
-        if choice.index is None:
-            raise UpstreamUnavailable("No Lingma instance is ready; try again shortly.",
-                                      retry_after=self.settings.restart_initial)
-        return self.instances[choice.index], entry
+    async def _select(self, entry: SessionEntry | None, exclude: frozenset[int],
+                      deadline: float) -> tuple[Instance, SessionEntry | None]:
+        """The instance to queue on; while none is READY, wait for one that is coming back."""
+        while True:
+            owner = (entry.instance, entry.life) if entry is not None else None
+            choice = choose(self._candidates(), owner=owner, exclude=exclude)
+            if entry is not None and not choice.affine:
+                if choice.drop_affinity:  # its instance is unhealthy or restarted: invalidate
+                    self._doom([entry])
+                else:  # the owner is busy and another instance is free: keep it for later
+                    self._doom(self.sessions.restore(entry, trio.current_time()))
+                entry = None
+            if choice.index is not None:
+                return self.instances[choice.index], entry
+            await self._wait_for_instance(exclude, deadline)
+
+    async def _wait_for_instance(self, exclude: frozenset[int], deadline: float) -> None:
+        """Wait in the admission queue until an instance changes state (it may be READY now).
+
+        Only while some instance may still become READY (starting, backing off before a
+        restart, or unhealthy until its next probe); 503 with ``Retry-After`` at ``deadline``.
+        """
+        retry = self.settings.restart_initial
+        if not any(i.state is not InstanceState.STOPPED and i.index not in exclude for i in self.instances):
+            raise UpstreamUnavailable("No Lingma instance is running; try again shortly.", retry_after=retry)
+        self.queue.enter(retry=retry)
+        try:
+            with trio.move_on_at(deadline):
+                await self._instance_changed.wait()
+                return
+        finally:
+            self.queue.leave()
+        raise UpstreamUnavailable(f"No Lingma instance became ready within {self.settings.queue_timeout:g} s; "
+                                  "retry later.", retry_after=retry)
 
     def _candidates(self) -> list[Candidate]:
         return [Candidate(index=i.index, life=i.life, ready=i.ready, in_flight=i.in_flight,

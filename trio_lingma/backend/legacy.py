@@ -3,7 +3,10 @@
 The decisions (params, push → event translation) live in :mod:`trio_lingma.protocol.legacy`;
 this module only performs the calls. A turn that is left before ``chat/finish`` (client went
 away, deadline, gateway shutdown) sends ``chat/stop`` upstream, shielded and time-bounded,
-so Lingma stops generating for nobody and shutdown can never hang on it.
+so Lingma stops generating for nobody and shutdown can never hang on it. That includes a
+``chat/ask`` whose answer never came (the caller was cancelled or the call timed out): Lingma
+may have accepted it and be generating already, so it is stopped too — only a refusal (a JSON-RPC
+error or ``isSuccess: false``) or a closed connection needs no stop.
 """
 
 from __future__ import annotations
@@ -96,7 +99,12 @@ class LegacyConnection:
         )
         client = self.client
         with client.subscribe(request_id) as pushes:
-            result = await client.call("chat/ask", params, timeout=timeout)
+            try:
+                result = await client.call("chat/ask", params, timeout=timeout)
+            except BaseException as exc:  # cancelled or timed out: Lingma may be answering it
+                if not isinstance(exc, UpstreamFailed) and not client.closed:
+                    await self.stop(request_id, session_id)
+                raise
             ok, why = ask_accepted(result)
             if not ok:
                 raise UpstreamFailed(f"Lingma refused the question: {why or 'no reason given'}")

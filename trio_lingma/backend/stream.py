@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..errors import GatewayError, UpstreamClosed, UpstreamError, event_from_error
+from ..errors import GatewayError, UpstreamClosed, UpstreamError, UpstreamTimeout, event_from_error
 from ..protocol.agent_tools import ToolBridge, ToolPresenter
 from ..protocol.client_tools import ClientToolTurn, fresh_question, offers_tools, reply_question
 from ..protocol.conversation import ChatRequest, ToolCall
@@ -177,9 +177,10 @@ class EventStream:
                 await self._attempt.open(self._request, self._model.key, mode=self._mode,
                                          timeout=self._gw.settings.first_token_timeout)
                 return
-            except UpstreamError:
+            except UpstreamError as exc:
                 await self.aclose(ok=False)
-                if not self._may_retry():
+                # a timed-out chat/ask already spent the first-token deadline (and was stopped)
+                if isinstance(exc, UpstreamTimeout) or not self._may_retry():
                     raise
 
     def _may_retry(self) -> bool:

@@ -26,6 +26,7 @@ from ..observability.usage import UsageLedger
 from ..protocol.tokens import count_text
 from ..settings import Settings
 from . import admin, anthropic_api, health, openai_api, responses_api, served
+from .common import StreamingHTTPConnection
 
 __all__ = ["create_app"]
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     """Build the app. Nothing starts until the app is served."""
     settings = settings or Settings.from_env()
     app = QuartTrio(__name__)
+    app.asgi_http_class = StreamingHTTPConnection  # closes a stream body quart never entered
     # Quart cuts streaming bodies after RESPONSE_TIMEOUT (60 s by default): our own layered
     # deadlines bound every request instead (REQUEST_TIMEOUT).
     app.config.update(

@@ -6,6 +6,13 @@ capacity and upstream errors still become real HTTP errors. After that the gener
 turn; a client disconnect reaches it as ``trio.Cancelled`` and its ``async with`` exits release
 everything (style.md §5, stack-notes: "the client disconnect only reaches a streaming generator
 as cancellation").
+
+A client can also go away *between* the route returning and quart-trio entering the body (while
+the headers are sent, or in an after-request hook): quart-trio then cancels the request and
+never closes the body, so the admitted turn would wait for the garbage collector.
+:class:`StreamingHTTPConnection` (the app's ``asgi_http_class``) therefore closes the body that
+:func:`open_event_stream` registered on the request, in the request's own task, shielded and
+bounded, whatever ended it (a no-op when quart already closed it).
 """
 
 from __future__ import annotations
@@ -17,19 +24,42 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from quart import Response, current_app, request
+import trio
+from hypercorn.typing import ASGISendCallable
+from quart import Request, Response, current_app, request
+from quart_trio.asgi import TrioASGIHTTPConnection
 
+from ..backend.cleanup import shielded_cleanup
 from ..backend.gateway import EventStream, Gateway
 from ..errors import AuthenticationFailed, GatewayError, InternalError, InvalidRequest, RequestTooLarge
 from ..observability.access import note_model
 from ..protocol.conversation import ChatRequest
 
-__all__ = ["check_auth", "gateway", "json_response", "open_event_stream", "open_turn", "presents_admin_key",
-           "read_json"]
+__all__ = ["StreamingHTTPConnection", "check_auth", "gateway", "json_response", "open_event_stream", "open_turn",
+           "presents_admin_key", "read_json"]
 
 log = logging.getLogger(__name__)
 
 Renderer = Callable[[EventStream], AsyncIterator[bytes]]
+
+#: The request attribute holding the body generator of an admitted stream (closed at the end).
+_BODY = "trio_lingma_event_stream_body"
+#: Bound on closing an abandoned body: the turn's own clean-up (chat/stop) is bounded by 2 s.
+BODY_CLOSE_TIMEOUT = 5.0
+
+
+class StreamingHTTPConnection(TrioASGIHTTPConnection):
+    """quart-trio's HTTP connection that also closes an event-stream body quart never entered."""
+
+    async def handle_request(  # type: ignore[override]  # quart-trio adds the nursery, as here
+            self, nursery: trio.Nursery, request: Request, send: ASGISendCallable) -> None:
+        try:
+            await super().handle_request(nursery, request, send)
+        finally:
+            body = getattr(request, _BODY, None)
+            if body is not None:
+                with shielded_cleanup(BODY_CLOSE_TIMEOUT):
+                    await body.aclose()
 
 
 def gateway() -> Gateway:
@@ -135,4 +165,5 @@ async def open_event_stream(
 
     generator = body()
     await generator.__anext__()
+    setattr(request, _BODY, generator)  # noqa: B010 - closed by StreamingHTTPConnection
     return generator
