@@ -7,21 +7,26 @@ delay unless a prompt's ``[sim ...]`` directive asks for one). Stdlib only (plus
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from trio_lingma.testing import free_port, stop_process
 from trio_lingma.testing import simulator_pids as simulator_pids  # re-exported for bench/chaos
 from trio_lingma.testing import zombies_of as zombies_of
+
+T = TypeVar("T")
 
 TOOLS = Path(__file__).resolve().parent
 API_KEY = "sk-bench"
@@ -163,3 +168,22 @@ def summary_ms(values: Sequence[float]) -> dict[str, float | None]:
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 3)
+
+
+def in_workdir(args: argparse.Namespace, prefix: str, run: Callable[[Path], T]) -> T:
+    """``run(workdir)``: ``--workdir`` (kept), or a temporary directory removed afterwards."""
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix=prefix))
+    try:
+        return run(workdir)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report_checks(summary: dict[str, Any], json_path: str | None) -> int:
+    """Print ``summary["checks"]``, write the summary as JSON if asked; the exit code."""
+    for check in summary["checks"]:
+        print(f"[{'ok' if check['ok'] else 'FAIL'}] {check['check']}: {check['detail']}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(summary, indent=2))
+    return 0 if summary["ok"] else 1

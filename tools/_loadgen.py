@@ -3,7 +3,8 @@
 ``run``: ``concurrency`` clients, each on its own keep-alive connection, send requests until
 ``requests`` were sent or ``duration`` seconds passed (both bounds always apply; every request
 also has its own ``timeout``), then print one JSON object with a sample per request:
-``[status, ttft, total, sse_events, complete]``.
+``[status, ttft, total, sse_events, complete]``. In a body, ``{n}`` is the request number and
+``{prev}`` the one before (a follow-up of it).
 
 ``hold``: open ``concurrency`` streams, read each up to its first content event, print
 ``{"opened": n}``, keep them open until a line arrives on stdin or ``duration`` passes, then
@@ -38,7 +39,7 @@ async def _client(spec: dict[str, Any], counter: itertools.count, deadline: floa
             n = next(counter)
             if n >= spec["requests"]:
                 return
-            body = bodies[n % len(bodies)].replace(b"{n}", str(n).encode())
+            body = bodies[n % len(bodies)].replace(b"{n}", str(n).encode()).replace(b"{prev}", str(n - 1).encode())
             samples.append(await _one(conn, spec, body))
     finally:
         conn.abort()

@@ -133,18 +133,23 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def stats(spec: dict[str, Any]) -> dict[str, Any]:
     """``sim/stats`` of every port (None for a port that does not answer within 5 s)."""
+    return {"stats": await call_each(spec["ports"], "sim/stats")}
+
+
+async def call_each(ports: list[int], method: str) -> list[Any]:
+    """``method``'s result from every port (None for a port that does not answer within 5 s)."""
     out: list[Any] = []
-    for port in spec["ports"]:
+    for port in ports:
         out.append(None)
         with trio.move_on_after(5):
             try:
                 async with trio.open_nursery() as nursery:
                     link = await _open_link(nursery, port, "/tmp")
-                    out[-1] = await link.call("sim/stats")
+                    out[-1] = await link.call(method)
                     nursery.cancel_scope.cancel()
             except (OSError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed):
                 pass
-    return {"stats": out}
+    return out
 
 
 def main() -> None:

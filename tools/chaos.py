@@ -37,15 +37,24 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _harness import API_KEY, HOST, Gateway, run_gateway, simulator_pids, stop_gateway, worker, zombies_of
+from _harness import (
+    API_KEY,
+    HOST,
+    Gateway,
+    in_workdir,
+    report_checks,
+    run_gateway,
+    simulator_pids,
+    stop_gateway,
+    worker,
+    zombies_of,
+)
 from _http import Connection, Reply, parse_sse
 
 MODEL = "qwen3-coder"
@@ -336,21 +345,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="trio-lingma-chaos-"))
-    try:
-        summary = chaos(args, workdir)
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+    summary = in_workdir(args, "trio-lingma-chaos-", lambda workdir: chaos(args, workdir))
     print(f"{summary['requests']} requests in {summary['elapsed_s']} s, "
           f"{summary['kills']} instances SIGKILLed")
     for scenario, counts in sorted(summary["outcomes"].items()):
         print(f"  {scenario:11} " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    for check in summary["checks"]:
-        print(f"[{'ok' if check['ok'] else 'FAIL'}] {check['check']}: {check['detail']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-    return 0 if summary["ok"] else 1
+    return report_checks(summary, args.json)
 
 
 if __name__ == "__main__":
