@@ -103,6 +103,8 @@ def run_gateway(
 
 def stop(gateway: RunningGateway, timeout: float = 15.0) -> int:
     """Stop the gateway; one that ignored SIGTERM for ``timeout`` is killed and fails the test."""
+    if gateway.process.poll() is not None:  # already ended (a test killed it on purpose)
+        return gateway.process.returncode
     code = stop_process(gateway.process, timeout)
     assert code != -signal.SIGKILL, f"the gateway ignored SIGTERM for {timeout} s:\n{gateway.log()}"
     return code

@@ -304,12 +304,13 @@ class Gateway:
     async def _wait_for_instance(self, exclude: frozenset[int], deadline: float) -> None:
         """Wait in the admission queue until an instance changes state (it may be READY now).
 
-        Only while some instance may still become READY (starting, backing off before a
-        restart, or unhealthy until its next probe); 503 with ``Retry-After`` at ``deadline``.
+        Only while an instance is on its way to READY (starting, or backing off before a
+        restart: 1–2.5 s); 503 with ``Retry-After`` at ``deadline``. An UNHEALTHY instance (a
+        frozen runtime, a logged-out account) may stay so for long: 503 at once.
         """
         retry = self.settings.restart_initial
-        if not any(i.state is not InstanceState.STOPPED and i.index not in exclude for i in self.instances):
-            raise UpstreamUnavailable("No Lingma instance is running; try again shortly.", retry_after=retry)
+        if not any(i.state in _COMING and i.index not in exclude for i in self.instances):
+            raise UpstreamUnavailable("No Lingma instance is ready; try again shortly.", retry_after=retry)
         self.queue.enter(retry=retry)
         try:
             with trio.move_on_at(deadline):
@@ -399,6 +400,10 @@ class Gateway:
     def idle(self) -> bool:
         """Nothing in flight or queued, and no session deletion pending."""
         return self.statistics().idle and self.reaper.statistics().pending == 0
+
+
+#: Instance states on the way to READY: a request may wait for them (up to QUEUE_TIMEOUT).
+_COMING = frozenset({InstanceState.STARTING, InstanceState.BACKOFF})
 
 
 def _entry_for(attempt: Attempt) -> SessionEntry:

@@ -5,9 +5,10 @@ Theory of operation
 :meth:`Instance.run` is the only task that starts, watches, restarts or kills the instance's
 process (style.md §8). One *life* of the instance is a nursery holding:
 
-* the process task (``trio.run_process`` with an escalating ``deliver_cancel``: the polite
-  protocol ``shutdown``/``exit`` was already sent by the connection's clean-up, then SIGTERM,
-  a grace period, SIGKILL);
+* the process task (:func:`~trio_lingma.backend.child.spawn`, so the runtime dies with the
+  gateway even when the gateway is SIGKILLed; cancelling it escalates: the polite protocol
+  ``shutdown``/``exit`` was already sent by the connection's clean-up, then SIGTERM, a grace
+  period, SIGKILL);
 * once the binary wrote ``Communication servers ready - WebSocket: N, HTTP: M`` to
   ``<workDir>/logs/lingma.log`` (lingma-protocol.md §1.2), the WebSocket connection with the
   client's reader and writer tasks, then the handshake;
@@ -34,7 +35,6 @@ import logging
 import os
 import re
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -50,6 +50,7 @@ from ..protocol.legacy import logged_in, not_logged_in_reason
 from ..settings import Settings
 from ..testing import free_port
 from .backoff import restart_delay
+from .child import Child, spawn
 from .cleanup import shielded_cleanup
 from .client import LingmaClient
 from .dialects import Connection, Handshake, Initialize, handshake, make_dialect
@@ -212,15 +213,20 @@ class Instance:
                 argv.append(token.format(binary=shlex.join(binary_argv(self.settings)), **values))
         return argv
 
-    async def _own_process(self, argv: list[str], *, task_status: trio.TaskStatus[trio.Process]) -> None:
-        result = await trio.run_process(
-            argv, check=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            deliver_cancel=self._deliver_cancel, task_status=task_status,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-        )
-        raise InstanceDied(f"process exited with code {result.returncode}")
+    async def _own_process(self, argv: list[str], *, task_status: trio.TaskStatus[Child]) -> None:
+        """Start the runtime, report it, wait for its exit; when cancelled, stop it in order."""
+        child = spawn(argv, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            task_status.started(child)
+            code = await child.wait()
+        except BaseException:
+            with trio.CancelScope(shield=True):  # bounded: the escalation ends in SIGKILL
+                await self._deliver_cancel(child)
+                await child.wait()
+            raise
+        raise InstanceDied(f"process exited with code {code}")
 
-    async def _deliver_cancel(self, process: trio.Process) -> None:
+    async def _deliver_cancel(self, process: Child) -> None:
         """Escalate: (polite exit already sent) → SIGTERM → grace → SIGKILL."""
         grace = self.settings.stop_grace
         if self._polite_exit_sent:
@@ -311,7 +317,7 @@ class Instance:
                 pass
 
 
-async def _wait_ready_line(log_file: Path, offset: int, process: trio.Process) -> int:
+async def _wait_ready_line(log_file: Path, offset: int, process: Child) -> int:
     """Poll the runtime's log for the readiness line written after ``offset``; its WS port."""
     while True:
         if process.returncode is not None:
