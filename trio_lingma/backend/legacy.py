@@ -5,8 +5,9 @@ this module only performs the calls. A turn that is left before ``chat/finish`` 
 away, deadline, gateway shutdown) sends ``chat/stop`` upstream, shielded and time-bounded,
 so Lingma stops generating for nobody and shutdown can never hang on it. That includes a
 ``chat/ask`` whose answer never came (the caller was cancelled or the call timed out): Lingma
-may have accepted it and be generating already, so it is stopped too — only a refusal (a JSON-RPC
-error or ``isSuccess: false``) or a closed connection needs no stop.
+may have accepted it and be generating already, so it is stopped too — a refusal (a JSON-RPC
+error or ``isSuccess: false``), a question never sent (too large) or a closed connection needs
+no stop.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import trio
 
 from .. import __version__
-from ..errors import UpstreamError, UpstreamFailed
+from ..errors import UpstreamError, UpstreamFailed, UpstreamTimeout
 from ..protocol.events import Event
 from ..protocol.legacy import LegacyTurn, ask_accepted, ask_params, initialize_params
 from .cleanup import shielded_cleanup
@@ -56,6 +57,11 @@ class TurnStream:
             events = self._turn.feed(push.method, push.params)
             if events:
                 return events
+
+
+def _may_be_answering(exc: BaseException) -> bool:
+    """After ``chat/ask`` raised ``exc``: may Lingma have the question (cancelled, timed out)?"""
+    return isinstance(exc, UpstreamTimeout) or not isinstance(exc, Exception)
 
 
 async def initialize(client: LingmaClient, workdir: str) -> LegacyConnection:
@@ -101,8 +107,8 @@ class LegacyConnection:
         with client.subscribe(request_id) as pushes:
             try:
                 result = await client.call("chat/ask", params, timeout=timeout)
-            except BaseException as exc:  # cancelled or timed out: Lingma may be answering it
-                if not isinstance(exc, UpstreamFailed) and not client.closed:
+            except BaseException as exc:
+                if _may_be_answering(exc) and not client.closed:
                     await self.stop(request_id, session_id)
                 raise
             ok, why = ask_accepted(result)
