@@ -28,8 +28,9 @@ wire API words them its own way in one *explainer* passed to :func:`structure`: 
 :func:`explain_openai`, names the path as OpenAI does (``messages[2].role: must be one of
 system, user``, ``param="messages[2].role"``); Anthropic's uses pydantic's wording and dotted
 paths (``messages.2.role: Input should be 'user' or 'assistant'``). ``str()`` of every
-FieldError is the OpenAI wording. Adapters raise FieldError from their own checks (with
-:func:`problem`) for the same treatment.
+FieldError is the OpenAI wording. An adapter's own checks after structuring pass a
+:class:`Problem` to the same explainer (``explain([Problem(path, error)])``; Anthropic's
+``anthropic_wire.fail``) for the same treatment.
 """
 
 from __future__ import annotations
