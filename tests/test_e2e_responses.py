@@ -37,6 +37,10 @@ def _post(gw: RunningGateway, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{gw.base_url}/responses", json=body, headers=gw.headers(), timeout=30)
 
 
+def _get(gw: RunningGateway, path: str) -> httpx.Response:
+    return httpx.get(f"{gw.base_url}{path}", headers=gw.headers(), timeout=30)
+
+
 def test_create_with_a_string_input(client: openai.OpenAI) -> None:
     response = client.responses.create(model="qwen3-coder", input="hello there")
     assert response.status == "completed" and response.object == "response"
@@ -91,6 +95,11 @@ def test_previous_response_id_continues_and_get_delete(gw: RunningGateway, clien
     assert second.output_text == "The tool returned: rain"
     assert second.previous_response_id == first.id
     assert client.responses.retrieve(second.id).output_text == "The tool returned: rain"
+    items = client.responses.input_items.list(second.id, order="asc")
+    assert [item.type for item in items.data] == ["function_call_output"] and items.first_id == items.last_id
+    firsts = client.responses.input_items.list(first.id)
+    assert [item.type for item in firsts.data] == ["message"] and not firsts.has_more
+    assert _get(gw, f"/responses/{second.id}/input_items?limit=0").status_code == 400
     client.responses.delete(second.id)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(second.id)

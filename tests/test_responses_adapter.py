@@ -27,6 +27,7 @@ from trio_lingma.protocol.events import (
     Usage,
 )
 from trio_lingma.protocol.responses import ResponseStore, ResponseStream, build_response, parse_responses_request
+from trio_lingma.protocol.responses_store import input_items_page
 
 # the SDK's event classes by their ``type`` tag
 EVENT_TYPES = {typing.get_args(cls.model_fields["type"].annotation)[0]: cls
@@ -83,10 +84,18 @@ def test_only_function_tools_are_served() -> None:
 
 @pytest.mark.parametrize(("choice", "expected"), [
     ("auto", "auto"), ("none", "none"), ({"type": "function", "name": "f"}, {"name": "f"}),
-    ({"type": "web_search"}, "auto"), ({"type": "allowed_tools", "mode": "auto", "tools": []}, "auto"),
+    ({"type": "web_search"}, "auto"),
 ])
 def test_tool_choice(choice: Any, expected: Any) -> None:
     assert _parse(input="x", tools=[FN], tool_choice=choice).chat.tool_choice == expected
+
+
+def test_allowed_tools_restricts_the_offer() -> None:
+    g = {**FN, "name": "g"}
+    choice = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "g"}]}
+    chat = _parse(input="x", tools=[FN, g], tool_choice=choice).chat
+    assert [t.name for t in chat.tools] == ["g"] and chat.tool_choice == "required"
+    assert _parse(input="x", tools=[FN], tool_choice={**choice, "mode": "auto", "tools": []}).chat.tools == ()
 
 
 def test_reasoning_effort_asks_for_thinking() -> None:
@@ -105,6 +114,9 @@ def test_reasoning_effort_asks_for_thinking() -> None:
     ({"input": "x", "tools": [FN], "tool_choice": {"type": "function", "name": "g"}}, "tool_choice.name"),
     ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
     ({"input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
+    ({"input": "x", "conversation": "conv_1"}, "conversation"),
+    ({"input": "x", "prompt": {"id": "pmpt_1"}}, "prompt"),
+    ({"input": "x", "tool_choice": {"type": "allowed_tools", "mode": "sometimes", "tools": []}}, "tool_choice"),
 ])
 def test_bad_requests_name_the_field(body: dict[str, Any], param: str) -> None:
     with pytest.raises(errors.InvalidRequest) as info:
@@ -223,6 +235,9 @@ def test_store_keeps_the_conversation_bounded() -> None:
     assert store.conversation("r3") == (Message(role="user", text="q"), Message(
         role="assistant", text="a", tool_calls=(ToolCall(id="c", name="f", arguments="{}"),)))
     assert store.delete("r3") and not store.delete("r3")
+    stored = store.get("r2")
+    assert stored is not None and stored.input_items[0]["type"] == "message"
+    assert stored.input_items[0]["content"] == [{"type": "input_text", "text": "q"}]
     unstored = _parse(input="q", store=False)
     store.keep(unstored, build_response(events, unstored, response_id="r4", created=1))
     assert store.get("r4") is None
@@ -253,3 +268,12 @@ def test_codex_tool_output_turn_continues_the_assistant_turn() -> None:
     assert assistant.role == "assistant" and assistant.tool_calls[0].name == "exec_command"
     assert result.role == "tool" and result.tool_call_id == assistant.tool_calls[0].id
     assert "hi" in result.text
+
+
+def test_input_items_pages() -> None:
+    items = tuple({"id": f"i{n}", "type": "message"} for n in range(5))
+    page = input_items_page(items, limit=2)
+    assert [i["id"] for i in page["data"]] == ["i4", "i3"] and page["has_more"] and page["last_id"] == "i3"
+    page = input_items_page(items, order="asc", limit=2, after="i2")
+    assert [i["id"] for i in page["data"]] == ["i3", "i4"] and not page["has_more"]
+    assert input_items_page(items, after="nope")["data"] == []

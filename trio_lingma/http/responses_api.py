@@ -15,11 +15,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response, current_app, request
 
 from ..backend.gateway import EventStream
-from ..errors import GatewayError, NotFound
-from ..protocol import responses, sse
+from ..errors import GatewayError, InvalidRequest, NotFound
+from ..protocol import responses, responses_store, sse
 from .common import check_auth, gateway, json_response, open_event_stream, open_turn, read_json
 from .openai_api import SSE_HEADERS, render_error
 
@@ -84,12 +84,29 @@ def _encode(event: dict[str, Any]) -> bytes:
     return sse.encode_event(event, event=event["type"])
 
 
-@blueprint.get("/v1/responses/<response_id>")
-async def get_response(response_id: str) -> Any:
+def _stored(response_id: str) -> responses.StoredResponse:
     found = _store().get(response_id)
     if found is None:
         raise NotFound(f"Response with id {response_id[:100]!r} not found.", param="response_id")
-    return found.response
+    return found
+
+
+@blueprint.get("/v1/responses/<response_id>")
+async def get_response(response_id: str) -> Any:
+    return _stored(response_id).response
+
+
+@blueprint.get("/v1/responses/<response_id>/input_items")
+async def list_input_items(response_id: str) -> Any:
+    found = _stored(response_id)
+    order = request.args.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest(f"order: must be one of asc, desc (got {order[:40]!r})", param="order")
+    limit = request.args.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+        raise InvalidRequest(f"limit: must be an integer between 1 and 100 (got {limit[:40]!r})", param="limit")
+    return responses_store.input_items_page(found.input_items, order=order, limit=int(limit),
+                                            after=request.args.get("after"))
 
 
 @blueprint.delete("/v1/responses/<response_id>")

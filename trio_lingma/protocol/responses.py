@@ -26,21 +26,19 @@ grammar of the Responses API, every event numbered by ``sequence_number``:
   ``response.failed`` with ``error: {code, message}`` when the turn failed after headers.
 
 :func:`build_response` feeds the same stream and returns its final response object, so the
-streamed and non-streamed responses cannot disagree. :class:`ResponseStore` keeps finished
-responses (bounded, least recently used out) for ``previous_response_id`` and ``GET``.
+streamed and non-streamed responses cannot disagree. :class:`ResponseStore`
+(:mod:`.responses_store`) keeps finished responses for ``previous_response_id`` and ``GET``.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
 from ..errors import GatewayError, InternalError, error_from_event
-from .conversation import Message
 from .events import (
     Event,
     Finish,
@@ -53,7 +51,8 @@ from .events import (
     ToolCallStart,
     Usage,
 )
-from .responses_request import ResponsesRequest, items_to_messages, parse_responses_request
+from .responses_request import ResponsesRequest, parse_responses_request
+from .responses_store import ResponseStore, StoredResponse
 from .tokens import count_text
 
 __all__ = [
@@ -341,52 +340,3 @@ def build_response(events: Iterable[Event], request: ResponsesRequest, *, respon
         if stream.done:
             return stream.response
     raise InternalError("the response stream ended without a finish event")
-
-
-# --- the store of finished responses --------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class StoredResponse:
-    """A finished response: its object (for GET) and the conversation it ended with."""
-
-    response: Json
-    conversation: tuple[Message, ...]
-
-
-class ResponseStore:
-    """Finished responses by id, at most ``capacity`` (least recently used out); pure."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[str, StoredResponse] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __repr__(self) -> str:
-        return f"<ResponseStore {len(self)}/{self.capacity}>"
-
-    def keep(self, request: ResponsesRequest, response: Json) -> None:
-        """Remember ``response`` unless the request said ``store: false`` or it failed."""
-        if self.capacity == 0 or request.wire.store is False or response["status"] == "failed":
-            return
-        conversation = (*request.messages, *items_to_messages(response["output"]))
-        self._entries[response["id"]] = StoredResponse(response=response, conversation=conversation)
-        self._entries.move_to_end(response["id"])
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-
-    def get(self, response_id: str) -> StoredResponse | None:
-        found = self._entries.get(response_id)
-        if found is not None:
-            self._entries.move_to_end(response_id)
-        return found
-
-    def conversation(self, response_id: str) -> tuple[Message, ...] | None:
-        """What ``previous_response_id`` continues (None: unknown id)."""
-        found = self.get(response_id)
-        return found.conversation if found is not None else None
-
-    def delete(self, response_id: str) -> bool:
-        return self._entries.pop(response_id, None) is not None

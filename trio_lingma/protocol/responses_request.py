@@ -140,6 +140,9 @@ class WireResponsesRequest:
     store: bool | None = None
     metadata: dict[str, Any] | None = None
     user: str | None = None
+    # Not served: ignoring them would silently drop history or instructions (a 400 instead).
+    conversation: str | dict[str, Any] | None = None
+    prompt: dict[str, Any] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -178,7 +181,8 @@ def parse_responses_request(body: object, *, lookup: Lookup = lambda _: None) ->
     ``previous_response_id`` continues; an unknown id is a 400 ``previous_response_not_found``.
     """
     wire = structure(body, WireResponsesRequest)
-    tools = _function_tools(wire.tools or ())
+    _refuse_unserved(wire)
+    tools, raw_choice = _allowed_tools(_function_tools(wire.tools or ()), wire.tool_choice)
     messages = (*_history(wire.previous_response_id, lookup), *_messages(wire.input))
     if not messages or messages[-1].role not in ("user", "tool"):
         got = messages[-1].role if messages else "nothing"
@@ -186,7 +190,7 @@ def parse_responses_request(body: object, *, lookup: Lookup = lambda _: None) ->
             f"input: the last input item must be a user message or a function_call_output (got {got}); "
             "the gateway cannot continue an assistant turn", param="input")
     system, rest = _split_system(wire.instructions, messages)
-    choice = _tool_choice(wire.tool_choice, tools)
+    choice = _tool_choice(raw_choice, tools)
     chat = ChatRequest(
         model=wire.model, messages=rest, system=system, stream=bool(wire.stream),
         max_tokens=wire.max_output_tokens, temperature=wire.temperature, top_p=wire.top_p,
@@ -196,6 +200,31 @@ def parse_responses_request(body: object, *, lookup: Lookup = lambda _: None) ->
     )
     return ResponsesRequest(chat=chat, wire=wire, messages=messages, tools=wire.tools or (),
                             tool_choice=wire.tool_choice if wire.tool_choice is not None else "auto")
+
+
+_UNSERVED = {
+    "conversation": "the Conversations API is not served by this gateway; send the history in `input` "
+                    "or continue with `previous_response_id`",
+    "prompt": "stored prompt templates are not served by this gateway; send `instructions` instead",
+}
+
+
+def _refuse_unserved(wire: WireResponsesRequest) -> None:
+    for field, why in _UNSERVED.items():
+        if getattr(wire, field) is not None:
+            raise InvalidRequest(f"{field}: {why}", param=field)
+
+
+def _allowed_tools(tools: tuple[ToolSpec, ...], choice: str | dict[str, Any] | None
+                   ) -> tuple[tuple[ToolSpec, ...], str | dict[str, Any] | None]:
+    """``tool_choice: {"type": "allowed_tools", "mode", "tools"}``: only the listed function tools
+    are offered, and ``mode`` (auto or required) is the choice."""
+    if not isinstance(choice, dict) or choice.get("type") != "allowed_tools":
+        return tools, choice
+    listed = choice.get("tools")
+    names = {t.get("name") for t in listed if isinstance(t, dict)} if isinstance(listed, list) else set()
+    mode = choice.get("mode", "auto")
+    return tuple(t for t in tools if t.name in names), mode if isinstance(mode, str) else "auto"
 
 
 def _history(previous: str | None, lookup: Lookup) -> Sequence[Message]:
