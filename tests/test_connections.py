@@ -112,10 +112,20 @@ def test_max_connections_answers_503_on_new_connections_until_one_closes(gw: Run
             status, headers = _response(extra)
             assert status == 503 and headers["retry-after"] == "1" and headers["connection"] == "close"
             assert _seconds_to_eof(extra, 5) is not None
-        with _connect(gw) as probe:  # probes are always answered, then let go
-            probe.sendall(_request("GET", "/healthz"))
-            status, headers = _response(probe)
-            assert status == 200 and headers["connection"] == "close"
+        for path in ("/healthz", "/metrics"):  # probes and operator endpoints are answered, then let go
+            with _connect(gw) as probe:
+                probe.sendall(_request("GET", path))
+                status, headers = _response(probe)
+                assert status == 200 and headers["connection"] == "close"
+        with _connect(gw) as probe:
+            probe.sendall(_request("GET", "/metrics"))
+            probe.settimeout(5)
+            metrics = b""
+            while chunk := probe.recv(65536):
+                metrics += chunk
+        assert b"trio_lingma_client_connections 6.0" in metrics
+        assert b"trio_lingma_client_connections_limit 6.0" in metrics
+        assert b"trio_lingma_client_connections_refused_total 4.0" in metrics  # 503, 2 probes, this
         held.pop().close()
         deadline = time.monotonic() + 5
         while True:  # the freed place is taken by the next new connection

@@ -15,7 +15,7 @@ from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
 from trio_lingma.http.app import create_app
-from trio_lingma.http.served import ConnectionTable, connection_limit, install
+from trio_lingma.http.served import ConnectionStatistics, ConnectionTable, connection_limit, install
 from trio_lingma.observability.access import Exchange, error_summary, format_line
 from trio_lingma.settings import Settings
 
@@ -60,6 +60,7 @@ async def test_the_connection_table_admits_up_to_its_limit_and_frees_on_exit() -
             first, second, third = tasks
             assert table.admit(first) and table.admit(second) and table.admit(first)
             assert not table.admit(third) and len(table) == 2
+            assert table.statistics() == ConnectionStatistics(open=2, limit=2, refused=1)
             done.set()
         assert len(table) == 0 and table.admit(third)
     finally:
@@ -101,7 +102,7 @@ def _tiny_app() -> QuartTrio:
     async def ping() -> str:
         return "pong"
 
-    install(app, Settings(keep_alive_timeout=KEEP_ALIVE, access_log=False))
+    app.extensions["served"] = install(app, Settings(keep_alive_timeout=KEEP_ALIVE, access_log=False))
     return app
 
 
@@ -144,3 +145,20 @@ async def test_keep_alive_closes_an_idle_connection_at_exactly_the_timeout(clock
             closed = await _eof_after_response(port, b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert kept == pytest.approx(KEEP_ALIVE, abs=0.01)
     assert closed == pytest.approx(0, abs=0.01)
+
+
+async def test_an_idle_connection_the_client_closes_is_released_at_once(clock: trio.testing.MockClock) -> None:
+    app = _tiny_app()
+    connections = app.extensions["served"].connections
+    with trio.fail_after(10 * KEEP_ALIVE):
+        async with _served(app) as port:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+            while not (await stream.receive_some()).endswith(b"pong"):
+                pass
+            await trio.sleep(KEEP_ALIVE / 3)  # idle for a while, then the client hangs up
+            assert len(connections) == 1
+            await stream.aclose()
+            await trio.sleep(0.1)
+            # released now, not when the keep-alive timer would fire (hypercorn alone: KEEP_ALIVE * 2/3 later)
+            assert len(connections) == 0

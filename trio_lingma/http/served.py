@@ -20,6 +20,11 @@ Shielding that one send lets hypercorn finish. It adds no unbounded wait: hyperc
 shields its socket writes, and what follows them (``send_eof``, ``aclose``, starting a timer)
 does not block.
 
+A second gap shows once the timer runs: hypercorn's trio ``TCPServer`` keeps a connection's
+task, and its socket, until the keep-alive timer fires even when the client closed the idle
+connection (its asyncio worker stops the timer in ``_close``); ``install`` makes the end of the
+read loop stop the timer (:func:`release_on_eof`), so a closed connection is released at once.
+
 Theory of operation: counting connections
 -----------------------------------------
 ASGI has no connection events, but trio's structure shows them: hypercorn serves each TCP
@@ -29,8 +34,9 @@ nursery *is* the connection, and that task's exit — seen by a trio ``Instrumen
 connection's close. A connection is counted from its first request until it closes; when
 ``MAX_CONNECTIONS`` are counted, a request on a new connection gets 503 with ``Retry-After``
 and ``Connection: close`` (as uvicorn's ``--limit-concurrency`` does), so it costs a descriptor
-only for that one answer. ``/healthz`` and ``/readyz`` are always answered (probes must see a
-live process), also with ``Connection: close`` when over the cap.
+only for that one answer. Probes (``/healthz``, ``/readyz``) and the operator's endpoints
+(``/metrics``, ``/admin/*``, ``/debug/tasks``) are still answered — the operator needs them most
+when the cap is reached — also with ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, cast
 
+import attrs
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 from quart import Response, request
@@ -59,9 +66,12 @@ from ..observability.access import log as access_log
 from ..observability.logs import new_request_id, set_request_id
 from ..settings import Settings, is_loopback
 
-__all__ = ["ConnectionTable", "ServedApp", "connection_limit", "install"]
+__all__ = ["ConnectionStatistics", "ConnectionTable", "ServedApp", "connection_limit", "install", "release_on_eof"]
 
 log = logging.getLogger(__name__)
+
+PROBES = frozenset({"health"})  # blueprint names
+OPERATOR = frozenset({"admin"})
 
 #: Descriptors left for everything but client connections (runtimes, their WebSockets, logs)
 #: when MAX_CONNECTIONS is 0 (automatic).
@@ -78,6 +88,15 @@ def connection_limit(setting: int) -> int:
     return max(16, soft - RESERVED_FDS)
 
 
+@attrs.frozen
+class ConnectionStatistics:
+    """A snapshot of the :class:`ConnectionTable` (for /metrics)."""
+
+    open: int
+    limit: int
+    refused: int  # new connections over the limit since start (their requests: 503, probes spared)
+
+
 class ConnectionTable(trio.abc.Instrument):
     """The client connections that have made a request and are still open, by serving task.
 
@@ -86,6 +105,7 @@ class ConnectionTable(trio.abc.Instrument):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._open: dict[trio.lowlevel.Task, None] = {}
+        self._refused = 0
 
     def __len__(self) -> int:
         return len(self._open)
@@ -95,9 +115,13 @@ class ConnectionTable(trio.abc.Instrument):
         if connection in self._open:
             return True
         if len(self._open) >= self.limit:
+            self._refused += 1
             return False
         self._open[connection] = None
         return True
+
+    def statistics(self) -> ConnectionStatistics:
+        return ConnectionStatistics(open=len(self._open), limit=self.limit, refused=self._refused)
 
     def task_exited(self, task: trio.lowlevel.Task) -> None:
         self._open.pop(task, None)
@@ -127,7 +151,7 @@ class ServedApp:
         set_request_id(new_request_id(_header(fields, b"x-request-id")))
         method = fields.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
         exchange = start_exchange(method, fields.get("path", ""))
-        exchange.refusal = self._refusal(fields)
+        exchange.refusal, exchange.spared = self._refusal(fields)
         started = time.perf_counter()
         try:
             await self._app(scope, receive, _Sender(send, exchange))
@@ -135,17 +159,18 @@ class ServedApp:
             if self._access_log:
                 access_log.info("%s", format_line(exchange, time.perf_counter() - started))
 
-    def _refusal(self, scope: Mapping[str, Any]) -> GatewayError | None:
+    def _refusal(self, scope: Mapping[str, Any]) -> tuple[GatewayError | None, frozenset[str]]:
+        """What to answer instead of routing (if anything), and the blueprints spared."""
         server = scope.get("server")
         if server and not self._may_serve_open(str(server[0])):
             return PermissionDenied(
                 f"This gateway has no API_KEYS and was reached on the non-loopback address {server[0]}: "
-                "set API_KEYS, or ALLOW_OPEN=true to serve it open on purpose.")
+                "set API_KEYS, or ALLOW_OPEN=true to serve it open on purpose."), PROBES
         connection = _connection_task()
         if connection is not None and not self.connections.admit(connection):
             return Overloaded(f"Too many open connections (MAX_CONNECTIONS={self.connections.limit}); "
-                              "retry shortly.", retry_after=1)
-        return None
+                              "retry shortly.", retry_after=1), PROBES | OPERATOR
+        return None, frozenset()
 
     def _may_serve_open(self, host: str) -> bool:
         ok = self._open_ok.get(host)
@@ -204,11 +229,36 @@ def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
     return None
 
 
+def release_on_eof() -> None:
+    """Make hypercorn's trio ``TCPServer`` stop its keep-alive timer when its read loop ends
+    (the client closed, or the connection broke): nothing is left to time out, and the timer
+    would hold the connection's task and socket until it fired. Idempotent; a hypercorn
+    without ``TCPServer._read_data``/``idle_task`` (not 0.18) is left alone, with a warning."""
+    from hypercorn.trio.tcp_server import TCPServer
+
+    read_data = getattr(TCPServer, "_read_data", None)
+    if read_data is None or getattr(read_data, "releases_on_eof", False):
+        if read_data is None:
+            log.warning("hypercorn's trio TCPServer has no _read_data: closed idle connections are "
+                        "released only when KEEP_ALIVE_TIMEOUT passes")
+        return
+
+    async def _read_data(self: Any) -> None:
+        await read_data(self)
+        await self.idle_task.stop()
+
+    _read_data.releases_on_eof = True  # type: ignore[attr-defined]
+    TCPServer._read_data = _read_data  # type: ignore[method-assign]
+
+
 def install(app: QuartTrio, settings: Settings) -> ServedApp:
     """Wrap ``app``'s ASGI callable and add the hooks that act on the layer's decisions."""
+    release_on_eof()
     connections = ConnectionTable(connection_limit(settings.max_connections))
     served = ServedApp(app.asgi_app, settings, connections)
     app.asgi_app = served  # type: ignore[method-assign]  # quart's documented middleware hook
+    if "trio_lingma.metrics" in app.extensions:
+        app.extensions["trio_lingma.metrics"].watch_connections(connections.statistics)
 
     @app.before_serving
     async def _count_connections() -> None:
@@ -221,7 +271,7 @@ def install(app: QuartTrio, settings: Settings) -> ServedApp:
     @app.before_request
     async def _refuse() -> None:
         exchange = current_exchange()
-        if exchange is not None and exchange.refusal is not None and request.blueprint != "health":
+        if exchange is not None and exchange.refusal is not None and request.blueprint not in exchange.spared:
             raise exchange.refusal
 
     @app.after_request

@@ -47,7 +47,8 @@ class Exchange:
     stream: bool = False  # the response is text/event-stream
     finished: bool = False  # the last body byte was sent
     turn_ok: bool | None = None  # how the upstream turn ended, when there was one
-    refusal: GatewayError | None = None  # the app must answer with this instead of routing
+    refusal: GatewayError | None = None  # the app must answer with this instead of routing,
+    spared: frozenset[str] = frozenset()  # ... unless the route is in one of these blueprints
 
 
 def start_exchange(method: str, path: str) -> Exchange:

@@ -67,6 +67,20 @@ class _PoolCollector(Collector):
                                     "Upstream sessions waiting to be deleted or being deleted", value=deleting)
 
 
+class _ConnectionCollector(Collector):
+    def __init__(self, snapshot: Callable[[], Any]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        yield GaugeMetricFamily("trio_lingma_client_connections",
+                                "Client connections open (counted from their first request)", value=snap.open)
+        yield GaugeMetricFamily("trio_lingma_client_connections_limit", "MAX_CONNECTIONS in effect", value=snap.limit)
+        yield CounterMetricFamily("trio_lingma_client_connections_refused",
+                                  "New connections over MAX_CONNECTIONS (answered 503 unless probe or operator)",
+                                  value=snap.refused)
+
+
 class Metrics:
     """The app's metric families."""
 
@@ -84,6 +98,10 @@ class Metrics:
         self.tokens = Counter("trio_lingma_tokens", "Tokens by model and direction",
                               ["model", "direction"], registry=reg)
         reg.register(_PoolCollector(snapshot))
+
+    def watch_connections(self, snapshot: Callable[[], Any]) -> None:
+        """Report the client-connection table's ``statistics()`` at scrape time."""
+        self.registry.register(_ConnectionCollector(snapshot))
 
     def observe_turn(self, report: Any) -> None:
         """Record one finished request (a ``backend.gateway.TurnReport``)."""
