@@ -8,7 +8,8 @@ models Lingma serves (qwen3-coder, qwen3-thinking, ...).
 Input tokens of a request are counted by ONE rule, :func:`count_input_tokens`, used both for
 ``usage`` and for Anthropic's ``count_tokens``: the tokens of the question exactly as sent to a
 fresh Lingma session (the client-tool block when tools are offered, then the flattened system
-and messages: :func:`~.client_tools.fresh_question`) + :data:`IMAGE_TOKENS` per image.
+and messages, then the response-format block when one is asked for:
+:func:`~.client_tools.fresh_question`) + :data:`IMAGE_TOKENS` per image.
 """
 
 from __future__ import annotations
