@@ -321,3 +321,22 @@ def test_a_websocket_close_is_told_in_plain_words() -> None:
                             "message over its size limit (see LINGMA_MAX_MESSAGE_BYTES): message too big")
     gone = str(_closed(trio_websocket.ConnectionClosed(trio_websocket.CloseReason(1006, None))))
     assert gone == "connection closed (WebSocket code 1006, abnormal closure)" and "CloseReason" not in gone
+
+
+async def test_pushes_queued_together_come_out_as_one_batch(link: tuple[LingmaClient, FakeServer]) -> None:
+    client, server = link
+
+    async def script() -> None:
+        rid, sid = await _answer_ask(server)
+        for text in ("a", "b", "c"):
+            await server.push("chat/answer", {"requestId": rid, "sessionId": sid, "text": text})
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(script)
+            async with LegacyConnection(client).open_turn(
+                request_id="r1", session_id="s1", question="q", model_key="k",
+                is_reply=False, mode="chat", timeout=5,
+            ) as turn:
+                await trio.testing.wait_all_tasks_blocked()
+                assert await turn.receive() == [TextDelta(text=t) for t in "abc"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trio_lingma.protocol import tokens
 from trio_lingma.protocol.events import (
     ErrorKind,
     Event,
@@ -334,3 +336,21 @@ def test_output_tokens_never_exceed_max_tokens(text: str, cuts: list[int], budge
         assert emitted == text and out[-1] == Finish()
     else:
         assert out[-1] == Finish(reason=FinishReason.LENGTH)
+
+
+def test_a_stream_counts_once_not_per_delta(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = tokens.count_text
+
+    def counting(text: str) -> int:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(tokens, "count_text", counting)
+    shaper = OutputShaper(input_tokens=5, max_tokens=4096)
+    for n in range(500):
+        assert shaper.feed(TextDelta(text=f"word{n} ")) == [TextDelta(text=f"word{n} ")]
+    assert calls == []  # far below the budget: no count needed yet
+    usage, finish = shaper.feed(Finish(reason=FinishReason.STOP))
+    text = "".join(f"word{n} " for n in range(500))
+    assert usage == Usage(input_tokens=5, output_tokens=real(text)) and len(calls) <= 2

@@ -132,7 +132,9 @@ def test_fit_cuts_at_a_token_boundary() -> None:
 
 def test_running_count_settles_long_text() -> None:
     meter = RunningCount()
-    for _ in range(200):
+    for n in range(200):
         meter.append(FOX)
+        if n % 50 == 0:
+            assert meter.count_with("x") == count_text(FOX * (n + 1) + "x")
+            assert len("".join(meter._tail)) < 100  # after a count, only a short tail is uncounted
     assert meter.total == count_text(FOX * 200)
-    assert len(meter._tail) < 100  # only the tail is recounted per delta

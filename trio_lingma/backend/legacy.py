@@ -48,13 +48,23 @@ class TurnStream:
         return self._turn.session_id
 
     async def receive(self) -> list[Event]:
-        """The next non-empty batch of events; raises when the stream broke."""
+        """The next non-empty batch of events; raises when the stream broke.
+
+        A batch holds every push already queued, so a consumer that fell behind catches up
+        with one write instead of one per push.
+        """
         while True:
             try:
                 push = await self._pushes.receive()
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 raise self._client.turn_lost() from None
             events = self._turn.feed(push.method, push.params)
+            while not self._turn.finished:
+                try:
+                    push = self._pushes.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break  # a broken channel shows at the next receive, after these events
+                events += self._turn.feed(push.method, push.params)
             if events:
                 return events
 

@@ -31,7 +31,7 @@ from ..protocol.anthropic import MessageStream, SseEvent
 from ..protocol.events import Event
 from .common import check_auth, gateway, json_response, open_event_stream, open_turn, read_json
 
-__all__ = ["StreamBody", "blueprint", "render_error", "stream_events"]
+__all__ = ["StreamBody", "blueprint", "render_error", "stream_batches", "stream_events"]
 
 blueprint = Blueprint("anthropic", __name__)
 
@@ -91,18 +91,25 @@ async def stream_events(
 ) -> AsyncIterator[SseEvent]:
     """The stream events of one turn: ``message_start``, ``ping``, then the turn's, with a
     ``ping`` after every ``heartbeat`` seconds of upstream silence."""
-    for item in [*messages.start(), messages.ping()]:
-        yield item
+    async for batch in stream_batches(stream, messages, heartbeat=heartbeat):
+        for item in batch:
+            yield item
+
+
+async def stream_batches(
+    stream: TurnEvents, messages: MessageStream, *, heartbeat: float
+) -> AsyncIterator[list[SseEvent]]:
+    """:func:`stream_events` grouped by what is ready together (one write per group)."""
+    yield [*messages.start(), messages.ping()]
     while not stream.ended:
         events = await stream.receive(heartbeat=heartbeat)
         if not events and not stream.ended:
-            yield messages.ping()
-        for event in events:
-            for item in messages.feed(event):
-                yield item
+            yield [messages.ping()]
+        batch = [item for event in events for item in messages.feed(event)]
+        if batch:
+            yield batch
     if not messages.done:  # the core promises a terminal event; never leave the client hanging
-        for item in messages.feed(event_from_error(InternalError("the turn ended without a finish event"))):
-            yield item
+        yield messages.feed(event_from_error(InternalError("the turn ended without a finish event")))
 
 
 def _executed_tools() -> anthropic.ExecutedTools:
@@ -131,8 +138,8 @@ class StreamBody:
         # input_tokens: the number the core counted for this turn (count_input_tokens).
         self._messages = MessageStream(message_id=self._message_id, model=self._model,
                                        input_tokens=stream.input_tokens, executed_tools=self._executed_tools)
-        async for item in stream_events(stream, self._messages, heartbeat=self._heartbeat):
-            yield _frame(item)
+        async for batch in stream_batches(stream, self._messages, heartbeat=self._heartbeat):
+            yield b"".join(_frame(item) for item in batch)
 
     def on_error(self, exc: GatewayError) -> bytes:
         """Close the open block and end with an ``error`` event (after headers were sent)."""

@@ -63,9 +63,9 @@ async def chat_completions() -> Any:
             events = await stream.receive(heartbeat=heartbeat)
             if not events and not stream.ended:
                 yield sse.comment("keep-alive")
-            for event in events:
-                for chunk in chunks.feed(event):
-                    yield sse.encode_event(chunk)
+            frames = b"".join(sse.encode_event(chunk) for event in events for chunk in chunks.feed(event))
+            if frames:
+                yield frames  # what is ready together goes out in one write
         if chunks.succeeded:
             yield sse.DONE
 

@@ -125,7 +125,7 @@ class OutputShaper:
             return []
         kept = self._take_budget(text)
         out: list[Event] = [TextDelta(text=kept)] if kept else []
-        if kept != text or (self._exhausted() and self._pending):
+        if kept != text or (self._pending and self._exhausted()):
             return out + self._finish(Finish(reason=FinishReason.LENGTH))
         return out
 
@@ -134,11 +134,13 @@ class OutputShaper:
         return self._release(text)
 
     def _exhausted(self) -> bool:
-        return self._max_tokens is not None and self._meter.total >= self._max_tokens
+        limit = self._max_tokens
+        return limit is not None and self._meter.at_most("") >= limit and self._meter.total >= limit
 
     def _take_budget(self, text: str) -> str:
         """The part of ``text`` that fits in the remaining budget (cut at a token boundary)."""
-        if self._max_tokens is not None and self._meter.count_with(text) > self._max_tokens:
+        if self._max_tokens is not None and self._meter.at_most(text) > self._max_tokens \
+                and self._meter.count_with(text) > self._max_tokens:
             text = self._meter.fit(text, self._max_tokens)
         self._meter.append(text)
         return text
@@ -157,6 +159,7 @@ class _Meter(Protocol):
     @property
     def total(self) -> int: ...
     def count_with(self, extra: str) -> int: ...
+    def at_most(self, extra: str) -> int: ...
     def append(self, text: str) -> None: ...
     def fit(self, text: str, limit: int) -> str: ...
 
@@ -174,6 +177,9 @@ class _Recount:
 
     def count_with(self, extra: str) -> int:
         return self._count(self._text + extra)
+
+    def at_most(self, extra: str) -> int:
+        return self.count_with(extra)
 
     def append(self, text: str) -> None:
         self._text += text

@@ -59,43 +59,63 @@ class RunningCount:
     starts the next word piece); a line end then a letter; two ASCII digits (digits are single
     pieces). None of those characters compose under NFC either. So the text before the last such
     boundary is counted once ("settled") and only the short tail is recounted.
+
+    Counting is lazy: :meth:`append` only stores the text, and the tokenizer runs when a count
+    is asked for (once per stream when nothing but the final usage needs it). :meth:`at_most`
+    is a bound that needs no tokenizer: a byte-level BPE token covers at least one UTF-8 byte.
     """
 
     def __init__(self) -> None:
         self._settled = 0
-        self._tail = ""
+        self._tail: list[str] = []  # text not counted yet, in order
+        self._tail_bytes = 0
 
     @property
     def total(self) -> int:
         """``count_text`` of everything appended so far."""
-        return self._settled + count_text(self._tail)
+        tail = self._settle()
+        return self._settled + count_text(tail)
 
     def count_with(self, extra: str) -> int:
         """``count_text`` of everything appended so far followed by ``extra``."""
-        return self._settled + count_text(self._tail + extra)
+        tail = self._settle()
+        return self._settled + count_text(tail + extra)
+
+    def at_most(self, extra: str = "") -> int:
+        """An upper bound of :meth:`count_with` (``extra``), computed without the tokenizer."""
+        return self._settled + self._tail_bytes + len(extra.encode("utf-8"))
 
     def append(self, text: str) -> None:
-        start = max(len(self._tail) - 2, 1)
-        self._tail += text
-        cut = _last_safe_boundary(self._tail, start)
+        if text:
+            self._tail.append(text)
+            self._tail_bytes += len(text.encode("utf-8"))
+
+    def _settle(self) -> str:
+        """Count the text before the tail's last safe boundary; return the rest (uncounted)."""
+        tail = "".join(self._tail)
+        cut = _last_safe_boundary(tail, 1)
         if cut > 0:
-            self._settled += count_text(self._tail[:cut])
-            self._tail = self._tail[cut:]
+            self._settled += count_text(tail[:cut])
+            tail = tail[cut:]
+        self._tail = [tail] if tail else []
+        self._tail_bytes = len(tail.encode("utf-8"))
+        return tail
 
     def fit(self, text: str, limit: int) -> str:
         """The longest start of ``text`` that keeps the total within ``limit`` tokens.
 
         The cut falls on a token boundary of the whole text whenever the tokenizer allows it.
         """
+        tail = self._settle()
         room = limit - self._settled
         if room <= 0:
             return ""
         tok = _tokenizer()
-        joined = self._tail + text
+        joined = tail + text
         ids = tok.encode(joined, allowed_special=set(), disallowed_special=())
         prefix = str(tok.decode(ids[:room], errors="ignore"))
-        if prefix.startswith(self._tail) and joined.startswith(prefix):
-            kept = prefix[len(self._tail) :]
+        if prefix.startswith(tail) and joined.startswith(prefix):
+            kept = prefix[len(tail) :]
             if self.count_with(kept) <= limit:
                 return kept
         return longest_fitting(text, lambda part: self.count_with(part) <= limit)
