@@ -1,12 +1,14 @@
 """The transport seam under the Lingma client: text frames in, text frames out.
 
-:class:`WebSocketTransport` is the real one (trio-websocket); :func:`memory_transport_pair`
-connects two in-memory ends so client tests need no socket or process. trio-websocket's
-``ConnectionClosed`` is translated here, at the boundary, into :class:`TransportClosed`.
+:func:`open_websocket_transport` is the real one: it opens the TCP stream itself (so it can
+always close it) and speaks WebSocket with :class:`~.websocket.WebSocketClient` (wsproto
+driven directly: batched writes and reads, issue 15). :class:`WebSocketTransport` wraps a
+trio-websocket connection (tests drive the simulator with it); :func:`memory_transport_pair`
+connects two in-memory ends so client tests need no socket or process. Closing errors are
+translated here, at the boundary, into :class:`TransportClosed`.
 
-:func:`open_websocket_transport` opens the TCP stream itself and wraps it
-(``trio_websocket.wrap_client_stream``) so that it can always close it: trio-websocket 0.12's
-client leaks its socket when the server closes first.
+``receive`` returns the text of at least one whole message; a transport may return several
+concatenated (the JSON-RPC framing inside does not depend on message boundaries).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ __all__ = [
 ]
 
 MAX_MESSAGE = 64 * 1024 * 1024
-QUEUE = 1024
 
 
 class TransportClosed(Exception):
@@ -134,7 +135,9 @@ def memory_transport_pair(buffer: int = 1024) -> tuple[MemoryTransport, MemoryTr
 
 @asynccontextmanager
 async def open_websocket_transport(url: str, *, source: str = "") -> AsyncIterator[Transport]:
-    """A :class:`WebSocketTransport` to ``url`` whose socket is always closed on exit."""
+    """A WebSocket transport to ``url`` (:mod:`.websocket`) whose socket is always closed on exit."""
+    from .websocket import HandshakeFailed, connect  # it builds on this module's seam
+
     parts = urlsplit(url)
     host, secure = parts.hostname or "127.0.0.1", parts.scheme == "wss"
     port = parts.port or (443 if secure else 80)
@@ -147,18 +150,15 @@ async def open_websocket_transport(url: str, *, source: str = "") -> AsyncIterat
     except OSError as exc:
         raise UpstreamUnavailable(f"cannot connect to the Lingma runtime at {where}: {exc}") from None
     try:
-        async with trio.open_nursery() as nursery:
-            try:
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery, stream, host, resource, message_queue_size=QUEUE, max_message_size=MAX_MESSAGE)
-            except trio_websocket.HandshakeError as exc:
-                raise UpstreamUnavailable(f"{where} did not accept a WebSocket: {exc!r}") from None
-            try:
-                yield WebSocketTransport(ws)
-            finally:
-                with shielded_cleanup(1.0):
-                    await ws.aclose()
-                nursery.cancel_scope.cancel()
+        try:
+            client = await connect(stream, host, resource, max_message=MAX_MESSAGE)
+        except HandshakeFailed as exc:
+            raise UpstreamUnavailable(f"{where} did not accept a WebSocket: {exc}") from None
+        try:
+            yield client
+        finally:
+            with shielded_cleanup(1.0):
+                await client.aclose()
     finally:
         await trio.aclose_forcefully(stream)
 
