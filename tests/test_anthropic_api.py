@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_lingma.errors import UpstreamClosed
-from trio_lingma.http.anthropic_api import StreamBody, stream_events
+from trio_lingma.http.anthropic_api import StreamBody, _frame, stream_events
 from trio_lingma.protocol.anthropic import MessageStream
 from trio_lingma.protocol.events import Event, Finish, TextDelta, ThinkingDelta, Usage
 
@@ -120,3 +122,17 @@ def test_failure_before_message_start_is_still_a_well_formed_stream() -> None:
     frames = [f for f in body.decode().split("\n\n") if f]
     names = [f.split("\n")[0].removeprefix("event: ") for f in frames]
     assert names == ["message_start", "error"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(deltas=st.lists(st.tuples(st.integers(0, 3), st.text(st.characters(exclude_categories=["Cs"]))),
+                       max_size=6))
+def test_pre_rendered_text_deltas_equal_the_encoded_events(deltas: list[tuple[int, str]]) -> None:
+    body = StreamBody("msg_x", "qwen3-coder", 15.0)
+    for index, text in deltas:
+        payload = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
+        item = ("content_block_delta", payload)
+        assert body._frame(item) == _frame(item)
+    other = ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "thinking_delta", "thinking": "hm"}})
+    assert body._frame(other) == _frame(other)

@@ -34,6 +34,7 @@ from trio_lingma.protocol.openai import (
     new_completion_id,
     parse_chat_request,
 )
+from trio_lingma.protocol.sse import encode_event
 
 USER = {"role": "user", "content": "hi"}
 
@@ -572,3 +573,17 @@ def test_any_json_parses_or_fails_with_invalid_request(value: Any) -> None:
     except errors.InvalidRequest as exc:
         assert exc.message
         assert exc.param is None or exc.message.startswith(exc.param + ": ")
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(st.characters(exclude_categories=["Cs"])), max_size=5),
+       include_usage=st.booleans())
+def test_pre_rendered_text_frames_equal_the_encoded_chunks(texts: list[str], include_usage: bool) -> None:
+    def stream() -> ChunkStream:
+        return ChunkStream(completion_id="chatcmpl-x", model="m\n\"q\"", created=7, include_usage=include_usage)
+
+    fast, slow = stream(), stream()
+    events = [*(TextDelta(text=t) for t in texts), Usage(input_tokens=1, output_tokens=2),
+              Finish(reason=FinishReason.STOP), TextDelta(text="after the end")]
+    for event in events:
+        assert fast.frames(event) == b"".join(encode_event(c) for c in slow.feed(event))

@@ -133,13 +133,25 @@ class StreamBody:
         self._heartbeat = heartbeat
         self._executed_tools = executed_tools
         self._messages: MessageStream | None = None
+        self._text_frame: tuple[int, sse.Template] | None = None
 
     async def render(self, stream: TurnEvents) -> AsyncIterator[bytes]:
         # input_tokens: the number the core counted for this turn (count_input_tokens).
         self._messages = MessageStream(message_id=self._message_id, model=self._model,
                                        input_tokens=stream.input_tokens, executed_tools=self._executed_tools)
         async for batch in stream_batches(stream, self._messages, heartbeat=self._heartbeat):
-            yield b"".join(_frame(item) for item in batch)
+            yield b"".join(self._frame(item) for item in batch)
+
+    def _frame(self, item: SseEvent) -> bytes:
+        """A text delta fills a frame pre-rendered per block index (the stream's hot path)."""
+        name, payload = item
+        if name == "content_block_delta" and payload["delta"]["type"] == "text_delta":
+            index = payload["index"]
+            if self._text_frame is None or self._text_frame[0] != index:
+                slot = {**payload, "delta": {"type": "text_delta", "text": sse.Template.SLOT}}
+                self._text_frame = (index, sse.Template(slot, event=name))
+            return self._text_frame[1].render(payload["delta"]["text"])
+        return _frame(item)
 
     def on_error(self, exc: GatewayError) -> bytes:
         """Close the open block and end with an ``error`` event (after headers were sent)."""

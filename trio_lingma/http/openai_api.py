@@ -63,7 +63,7 @@ async def chat_completions() -> Any:
             events = await stream.receive(heartbeat=heartbeat)
             if not events and not stream.ended:
                 yield sse.comment("keep-alive")
-            frames = b"".join(sse.encode_event(chunk) for event in events for chunk in chunks.feed(event))
+            frames = b"".join(chunks.frames(event) for event in events)
             if frames:
                 yield frames  # what is ready together goes out in one write
         if chunks.succeeded:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from ..errors import GatewayError, InternalError, error_from_event
+from . import sse
 from .events import (
     Event,
     Finish,
@@ -77,6 +78,7 @@ class ChunkStream:
             "model": model,
         }
         self._include_usage = include_usage
+        self._text_frame = sse.Template(self._chunk({"content": sse.Template.SLOT}))
         self._tool_index: dict[str, int] = {}
         self._usage: Usage | None = None
         self._outcome: Literal["finished", "failed"] | None = None
@@ -103,6 +105,12 @@ class ChunkStream:
         if self.done:
             return []
         return self._HANDLERS[type(event)](self, event)
+
+    def frames(self, event: Event) -> bytes:
+        """:meth:`feed` as SSE frames; a text delta fills a pre-rendered frame."""
+        if type(event) is TextDelta and self._outcome is None:
+            return self._text_frame.render(event.text) if event.text else b""
+        return b"".join(sse.encode_event(chunk) for chunk in self.feed(event))
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}

@@ -13,11 +13,12 @@ A line that starts with ``:`` is a comment: clients ignore it, which makes it a 
 from __future__ import annotations
 
 import re
+from json.encoder import encode_basestring
 from typing import Any
 
 from .jsonutil import compact_json
 
-__all__ = ["DONE", "comment", "encode_event"]
+__all__ = ["DONE", "Template", "comment", "encode_event"]
 
 DONE = b"data: [DONE]\n\n"
 """The OpenAI end-of-stream sentinel, written after the last chunk of a successful stream."""
@@ -31,6 +32,21 @@ def encode_event(data: dict[str, Any] | str, *, event: str | None = None) -> byt
     lines = [] if event is None else [f"event: {_single_line(event, 'event')}"]
     lines += [f"data: {line}" for line in _LINE_BREAK.split(text)]
     return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+class Template:
+    """A JSON event frame with one string slot, rendered once: :meth:`render` only escapes the
+    string (the hot path of a stream: the same envelope around every text delta)."""
+
+    SLOT = "\ue000slot\ue001"  # private-use characters: never in an envelope of ours
+
+    def __init__(self, data: dict[str, Any], *, event: str | None = None) -> None:
+        frame = encode_event(data, event=event)
+        self._head, self._tail = frame.split(encode_basestring(self.SLOT).encode("utf-8"))
+
+    def render(self, text: str) -> bytes:
+        """``encode_event`` of the data with ``text`` in the slot (JSON escapes line breaks)."""
+        return self._head + encode_basestring(text).encode("utf-8") + self._tail
 
 
 def comment(text: str) -> bytes:
