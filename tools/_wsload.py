@@ -6,7 +6,8 @@ connection per simulator port — as the gateway does — does the handshake, th
 prompts the HTTP load uses, until ``requests`` or ``duration`` is reached. A sample per turn:
 ``[ok, ttft, total, answer_pushes]`` where ttft is the first ``chat/answer`` with text and
 total is ``chat/finish``. Every server→client request is answered at once (pitfall 1), with
-the answers the gateway gives (``reply_to_server_request``).
+the answers the gateway gives (``reply_to_server_request``). ``cpu`` is this process's CPU seconds for the
+measured span (the baseline of the gateway's cost per relayed event).
 
 ``python tools/_wsload.py stats`` prints ``sim/stats`` of each port in ``ports``.
 """
@@ -120,15 +121,15 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     counter = itertools.count()
     async with trio.open_nursery() as nursery:
         links = [await _open_link(nursery, p, spec.get("workdir", "/tmp")) for p in spec["ports"]]
-        started = trio.current_time()
+        started, cpu = trio.current_time(), time.process_time()
         deadline = started + spec["duration"]
         async with trio.open_nursery() as clients:
             for i in range(spec["concurrency"]):
                 clients.start_soon(_client, links[i % len(links)], spec, counter, deadline,
                                    samples, name=f"baseline client {i}")
-        elapsed = trio.current_time() - started
+        elapsed, cpu = trio.current_time() - started, time.process_time() - cpu
         nursery.cancel_scope.cancel()
-    return {"elapsed": elapsed, "samples": samples}
+    return {"elapsed": elapsed, "samples": samples, "cpu": cpu}
 
 
 async def stats(spec: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _cost import floor_server, per, ratio, syscalls
 from _harness import (
     API_KEY,
     HOST,
@@ -59,14 +60,14 @@ KINDS = ("openai", "openai-stream", "anthropic", "anthropic-stream")
 # -- request bodies ------------------------------------------------------------------------
 
 
-def request_for(kind: str, prompt: str) -> tuple[str, dict[str, str], str]:
+def request_for(kind: str, prompt: str, max_tokens: int = 4096) -> tuple[str, dict[str, str], str]:
     """``(path, headers, body)`` of one request of ``kind`` (``{n}`` is filled per request)."""
     stream = kind.endswith("-stream")
     messages = [{"role": "user", "content": prompt}]
     if kind.startswith("openai"):
         body: dict[str, Any] = {"model": MODEL, "messages": messages, "stream": stream}
         return "/v1/chat/completions", {"Authorization": f"Bearer {API_KEY}"}, json.dumps(body)
-    body = {"model": MODEL, "max_tokens": 4096, "messages": messages, "stream": stream}
+    body = {"model": MODEL, "max_tokens": max_tokens, "messages": messages, "stream": stream}
     headers = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
     return "/v1/messages", headers, json.dumps(body)
 
@@ -76,10 +77,10 @@ def request_for(kind: str, prompt: str) -> tuple[str, dict[str, str], str]:
 
 def http_load(port: int, kind: str, prompt: str, *, concurrency: int, requests: int,
               duration: float, procs: int = 1, timeout: float = 30,
-              pid: int | None = None) -> dict[str, Any]:
+              pid: int | None = None, max_tokens: int = 4096) -> dict[str, Any]:
     """Closed-loop load from ``procs`` generator processes; merged samples and rates (and the
     CPU time process ``pid`` spent per successful request)."""
-    path, headers, body = request_for(kind, prompt)
+    path, headers, body = request_for(kind, prompt, max_tokens)
     specs = [dict(host=HOST, port=port, path=path, headers=headers, bodies=[body],
                   concurrency=max(1, concurrency // procs), requests=max(1, requests // procs),
                   duration=duration, timeout=timeout) for _ in range(procs)]
@@ -95,6 +96,7 @@ def http_load(port: int, kind: str, prompt: str, *, concurrency: int, requests: 
         "req_per_s": round(len(ok) / elapsed, 1) if elapsed else 0.0,
         "events_per_s": round(sum(s[3] for s in ok) / elapsed, 1) if elapsed else 0.0,
         "gateway_cpu_ms_per_req": round(cpu * 1000 / len(ok), 3) if pid and ok else None,
+        "events": sum(s[3] for s in ok), "cpu_s": cpu,
         "ttft": [s[1] for s in ok if s[1] is not None], "total": [s[2] for s in ok],
     }
 
@@ -112,6 +114,7 @@ def ws_load(ports: list[int], prompt: str, *, concurrency: int, requests: int,
         "ok": len(ok), "errors": len(samples) - len(ok), "elapsed_s": round(elapsed, 3),
         "req_per_s": round(len(ok) / elapsed, 1) if elapsed else 0.0,
         "events_per_s": round(sum(s[3] for s in ok) / elapsed, 1) if elapsed else 0.0,
+        "events": sum(s[3] for s in ok), "cpu_s": result.get("cpu"),
         "ttft": [s[1] for s in ok if s[1] is not None], "total": [s[2] for s in ok],
     }
 
@@ -193,15 +196,43 @@ def latency_table(gw: Gateway, ports: list[int], args: argparse.Namespace,
 
 
 def relay(gw: Gateway, ports: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """SSE events relayed per second on long streams vs answer pushes per second direct."""
+    """Per API, on long streams: SSE events relayed per second, gateway CPU µs and syscalls per
+    event; the baseline (a direct client answering the same pushes) in the same run."""
     prompt = f"[sim long chunks={args.chunks}] relay {{n}}"
     c, n = args.relay_concurrency, max(1, args.requests // args.chunks * 20)
     base = ws_load(ports, prompt, concurrency=c, requests=n, duration=args.duration)
-    rows = [finish(base, None)]
+    base_us = per(base["cpu_s"], base["events"], 1e6)
+    rows = [finish(base, None) | {"cpu_us_per_event": base_us}]
     for kind in ("openai-stream", "anthropic-stream"):
-        rows.append(finish(http_load(gw.port, kind, prompt, concurrency=c, requests=n,
-                                     duration=args.duration, procs=args.procs, pid=gw.pid),
-                           None))
+        with syscalls(gw.pid) as counted:  # max_tokens: both APIs relay every chunk
+            row = http_load(gw.port, kind, prompt, concurrency=c, requests=n, duration=args.duration,
+                            procs=args.procs, pid=gw.pid, max_tokens=10**7)
+        us = per(row["cpu_s"], row["events"], 1e6)
+        rows.append(finish(row, None) | {
+            "cpu_us_per_event": us, "vs_baseline": ratio(us, base_us),
+            "syscalls_per_event": per(counted["syscalls"], row["events"])})
+    return rows
+
+
+def short_costs(gw: Gateway, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Per API, short non-stream requests at 1 client: gateway CPU ms and syscalls per request,
+    next to the trivial-route floor (hypercorn + quart-trio, ``_floor.py``) in the same run."""
+    n, d = min(args.requests, 2000), args.duration
+    with floor_server() as (pid, port):
+        http_load(port, "openai", PROMPT, concurrency=1, requests=min(n, 200), duration=1)  # warm-up
+        with syscalls(pid) as counted:
+            floor = http_load(port, "openai", PROMPT, concurrency=1, requests=n, duration=d, pid=pid)
+    floor_ms = floor["gateway_cpu_ms_per_req"]
+    rows = [{"kind": "trivial-route floor", "cpu_ms_per_req": floor_ms,
+             "syscalls_per_req": per(counted["syscalls"], floor["ok"]), "req_per_s": floor["req_per_s"]}]
+    for kind in ("openai", "anthropic"):
+        http_load(gw.port, kind, PROMPT, concurrency=1, requests=min(n, 200), duration=1)  # warm-up
+        with syscalls(gw.pid) as counted:
+            row = http_load(gw.port, kind, PROMPT, concurrency=1, requests=n, duration=d, pid=gw.pid)
+        ms = row["gateway_cpu_ms_per_req"]
+        rows.append({"kind": kind, "cpu_ms_per_req": ms, "vs_floor": ratio(ms, floor_ms),
+                     "above_floor_ms": None if ms is None or floor_ms is None else round(ms - floor_ms, 3),
+                     "syscalls_per_req": per(counted["syscalls"], row["ok"]), "req_per_s": row["req_per_s"]})
     return rows
 
 
@@ -269,6 +300,7 @@ def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 out["latency"] = {c: latency_table(gw, ports, args, c)
                                   for c in args.latency_concurrency}
                 out["relay"] = relay(gw, ports, args)
+                out["short"] = short_costs(gw, args)
                 out["rss_idle_mib"] = round(gw.rss_kib() / 1024, 1)
             out["leaks"].append({"instances": n, **quiet(gw)})
         orphans = simulator_pids(root)
@@ -316,14 +348,19 @@ def table(result: dict[str, Any]) -> str:
                          f"{_p(r.get('added_ttft_ms')):>18} {_p(r.get('added_total_ms')):>18}")
         lines.append("")
     if "relay" in result:
-        lines.append(f"relay ([sim long chunks={a['chunks']}], c={a['relay_concurrency']})")
+        lines.append(f"relay ([sim long chunks={a['chunks']}], c={a['relay_concurrency']}; CPU µs and "
+                     "syscalls per event; baseline = a direct client answering the same pushes)")
         for r in result["relay"]:
             unit = "answer pushes/s" if r["kind"] == "baseline" else "SSE events/s"
-            cpu = r.get("gateway_cpu_ms_per_req")
-            per_event = ""
-            if cpu:
-                per_event = f"  ({cpu * 1000 / (r['events_per_s'] / r['req_per_s']):.0f} µs gateway CPU per event)"
-            lines.append(f"  {r['kind']:18} {r['events_per_s']:10.0f} {unit}{per_event}")
+            lines.append(f"  {r['kind']:18} {r['events_per_s']:10.0f} {unit:16} cpu={r['cpu_us_per_event']} µs"
+                         f"  x{r.get('vs_baseline') or 1} baseline  syscalls={r.get('syscalls_per_event', '-')}")
+        lines.append("")
+    if "short" in result:
+        lines.append("short non-stream requests, 1 client (gateway CPU ms and syscalls per request)")
+        for r in result["short"]:
+            extra = f"  x{r['vs_floor']} floor, +{r['above_floor_ms']} ms" if "vs_floor" in r else ""
+            lines.append(f"  {r['kind']:20} cpu={r['cpu_ms_per_req']} ms  syscalls={r['syscalls_per_req']}"
+                         f"  {r['req_per_s']:.0f} req/s{extra}")
         lines.append("")
     if result["scaling"]:
         lines += ["scaling: OpenAI non-stream (req/s gateway | baseline; total p50/p99 ms)"]
