@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import trio
 import trio_websocket
+from wsproto.frame_protocol import CloseReason
 
 from ..errors import UpstreamUnavailable
 from .cleanup import shielded_cleanup
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryTransport",
     "Transport",
     "TransportClosed",
+    "describe_close",
     "WebSocketTransport",
     "memory_transport_pair",
     "open_websocket_transport",
@@ -91,11 +93,19 @@ def _closed(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
     close = exc.reason
     if close is None:
         return TransportClosed("connection closed")
-    name = (close.name or "").lower().replace("_", " ")
-    why = f"connection closed (WebSocket code {close.code}{', ' + name if name else ''})"
-    if close.code == 1009:
+    return TransportClosed(describe_close(close.code, close.reason))
+
+
+def describe_close(code: int, reason: str | None) -> str:
+    """A WebSocket close code (and reason) in words, e.g. ``... (WebSocket code 1006, abnormal closure)``."""
+    try:
+        name = CloseReason(code).name.lower().replace("_", " ")
+    except ValueError:
+        name = ""
+    why = f"connection closed (WebSocket code {code}{', ' + name if name else ''})"
+    if code == CloseReason.MESSAGE_TOO_BIG:
         why += ": the runtime refused a message over its size limit (see LINGMA_MAX_MESSAGE_BYTES)"
-    return TransportClosed(f"{why}: {close.reason}" if close.reason else why)
+    return f"{why}: {reason}" if reason else why
 
 
 class MemoryTransport:

@@ -39,7 +39,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from .cleanup import shielded_cleanup
-from .transport import TransportClosed
+from .transport import TransportClosed, describe_close
 
 __all__ = ["HandshakeFailed", "WebSocketClient", "connect"]
 
@@ -161,14 +161,6 @@ class WebSocketClient:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._closed = self._closed or f"connection closed: {exc}"
             raise TransportClosed(self._closed) from None
-
-
-def describe_close(code: int, reason: str | None) -> str:
-    """A WebSocket close in words (the text reaches logs and, as a cause, error bodies)."""
-    why = f"connection closed (WebSocket code {code})"
-    if code == MESSAGE_TOO_BIG:
-        why += ": the runtime refused a message over its size limit"
-    return f"{why}: {reason}" if reason else why
 
 
 async def connect(stream: trio.abc.Stream, host: str, resource: str, *, max_message: int) -> WebSocketClient:
