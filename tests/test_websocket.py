@@ -3,6 +3,7 @@ control frames, limits and closes."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -140,3 +141,34 @@ async def test_a_peer_that_vanishes_ends_receive(nursery: trio.Nursery) -> None:
         with pytest.raises(TransportClosed):
             await client.receive()
         await client.aclose()
+
+
+async def test_the_peers_close_frame_explains_a_write_it_cut_short(nursery: trio.Nursery) -> None:
+    async def small_limit(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        try:
+            while True:
+                await ws.get_message()
+        except trio_websocket.ConnectionClosed:
+            pass
+
+    serve = functools.partial(trio_websocket.serve_websocket, small_limit, "127.0.0.1", 0, None,
+                              max_message_size=1 << 20)
+    server = await nursery.start(serve)
+    errors: list[str] = []
+
+    async def read(client: WebSocketClient) -> None:
+        try:
+            await client.receive()
+        except TransportClosed as exc:
+            errors.append(str(exc))
+
+    with trio.fail_after(10):
+        client, _ = await _client(server.port)
+        async with trio.open_nursery() as inner:
+            inner.start_soon(read, client)
+            with pytest.raises(TransportClosed):
+                await client.send("x" * 3_000_000)  # the runtime closes with 1009 mid-way
+        await client.aclose()
+    # the reader says why (LingmaClient reports the reader's reason, not the writer's reset)
+    assert len(errors) == 1 and "WebSocket code 1009" in errors[0] and "LINGMA_MAX_MESSAGE_BYTES" in errors[0]

@@ -90,6 +90,7 @@ class LingmaClient:
         #: ``trio.current_time()`` of the last data received from the runtime.
         self.last_received = -math.inf
         self._closed: str | None = None
+        self._write_failed: str | None = None
         self._nursery: trio.Nursery | None = None
         self.unanswered_errors = 0
 
@@ -112,7 +113,7 @@ class LingmaClient:
                 nursery.cancel_scope.cancel()
         finally:
             self._nursery = None
-            self._close(self._closed or "connection closed")
+            self._close(self._closed or self._write_failed or "connection closed")
         raise UpstreamClosed(f"{self.name}: {self._closed}")
 
     async def call(self, method: str, params: Any = None, *, timeout: float = math.inf) -> Any:
@@ -211,7 +212,9 @@ class LingmaClient:
             try:
                 await self._transport.send_many(frames)
             except TransportClosed as exc:
-                self._closed = self._closed or str(exc)
+                # The reader says why the connection ended (it may still read the runtime's
+                # close frame, e.g. 1009 for a message too big); this is only the fallback.
+                self._write_failed = str(exc)
                 self._outbox.close()  # wakes a reader waiting for room
                 return
 
@@ -234,7 +237,7 @@ class LingmaClient:
                 try:
                     await self._outbox.wait_for_room()  # back-pressure: stop reading
                 except OutboxClosed:
-                    self._closed = self._closed or "connection closed"
+                    self._closed = self._closed or self._write_failed or "connection closed"
                     return
 
     def _dispatch(self, message: jsonrpc.Received) -> None:

@@ -62,7 +62,8 @@ class WebSocketClient:
         self._ready: list[str] = []  # complete messages not yet returned
         self._partial: list[str] = []  # fragments of a message still arriving
         self._partial_size = 0
-        self._closed: str | None = None
+        self._closed: str | None = None  # why reading ended (a close frame says it best)
+        self._write_failed: str | None = None
         self._fresh = True
 
     def __repr__(self) -> str:
@@ -73,8 +74,8 @@ class WebSocketClient:
 
     async def send_many(self, texts: list[str]) -> None:
         """Each text as its own text frame, all in one write."""
-        if self._closed is not None:
-            raise TransportClosed(self._closed)
+        if self._closed is not None or self._write_failed is not None:
+            raise TransportClosed(self._closed or self._write_failed or "connection closed")
         try:
             data = b"".join(self._ws.send(Message(data=text)) for text in texts)
         except LocalProtocolError:
@@ -125,9 +126,12 @@ class WebSocketClient:
             case Ping():
                 await self._write(self._ws.send(event.response()))
             case CloseConnection(code=code, reason=reason):
-                if self._ws.state is ConnectionState.REMOTE_CLOSING:
-                    await self._write(self._ws.send(event.response()))
-                self._closed = describe_close(code, reason)
+                self._closed = describe_close(code, reason)  # first: this is why it ended
+                if self._ws.state is ConnectionState.REMOTE_CLOSING and not self._send_lock.locked():
+                    try:  # complete the closing handshake if we can; a writer stuck on a
+                        await self._write(self._ws.send(event.response()))  # dead peer must not hold us
+                    except TransportClosed:
+                        pass
             case _:
                 pass  # a Pong to a ping we never send
 
@@ -159,8 +163,9 @@ class WebSocketClient:
             async with self._send_lock:
                 await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self._closed = self._closed or f"connection closed: {exc}"
-            raise TransportClosed(self._closed) from None
+            # Not _closed: the reader may still find the peer's close frame, which says why.
+            self._write_failed = self._write_failed or f"connection closed: {exc}"
+            raise TransportClosed(self._closed or self._write_failed) from None
 
 
 async def connect(stream: trio.abc.Stream, host: str, resource: str, *, max_message: int) -> WebSocketClient:
