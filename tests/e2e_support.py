@@ -17,7 +17,7 @@ import httpx
 
 from trio_lingma.testing import free_port, simulator_pids, stop_process
 
-__all__ = ["ADMIN_KEY", "API_KEY", "VARIANTS", "RunningGateway", "free_port", "run_gateway", "run_variant",
+__all__ = ["ACP_VARIANTS", "ADMIN_KEY", "API_KEY", "ATTACHED", "VARIANTS", "RunningGateway", "free_port", "run_gateway", "run_variant",
            "run_simulator", "simulator_pids", "stop", "wait_for"]
 
 API_KEY = "sk-test-key"
@@ -111,14 +111,25 @@ def stop(gateway: RunningGateway, timeout: float = 15.0) -> int:
 
 
 #: The runtimes every wire-API end-to-end suite runs against: the simulator spawned by the
-#: gateway in each dialect, and an already running simulator the gateway attaches to.
-VARIANTS = ("legacy", "acp", "attach")
+#: gateway in each dialect, an already running simulator the gateway attaches to, and the
+#: simulator playing what real desktop runtimes were seen doing (``--profile realistic-acp``),
+#: spawned (over its WebSocket) and attached to over its unix socket (``ipcServerPath``).
+VARIANTS = ("legacy", "acp", "attach", "realistic-ws", "realistic-ipc")
+#: Variants whose runtime the gateway did not start (``/readyz`` says ``simulator: false``).
+ATTACHED = frozenset({"attach", "realistic-ipc"})
+#: Variants whose runtime speaks ACP (tool calls Lingma ran report its output, not a refusal).
+ACP_VARIANTS = frozenset({"acp", "realistic-ws", "realistic-ipc"})
 ACP_ARGV = "{binary} start --dialect acp --workDir {workdir} --socketPort {socket_port} --httpPort {http_port}"
+REALISTIC_ARGV = ("{binary} start --profile realistic-acp --workDir {workdir} --socketPort {socket_port} "
+                  "--httpPort {http_port}")
+#: The realistic profile's message limit; the gateway is told, so big requests get 413.
+REALISTIC_LIMIT = str(1024 * 1024)
 
 
 @contextmanager
 def run_simulator(workdir: Path, *extra: str) -> Iterator[str]:
-    """A standalone simulator process (as an IDE would have running); yields its ws URL."""
+    """A standalone simulator process (as an IDE would have running); yields its ws URL (its
+    discovery file is ``workdir/SharedClientCache/.info.json``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "trio_lingma.simulator", "start", *extra,
                "--workDir", str(workdir), "--socketPort", "0", "--httpPort", "0"]
@@ -154,6 +165,20 @@ def run_variant(tmp: Path, variant: str, *, env: dict[str, str] | None = None) -
         with run_simulator(tmp / "ide-runtime") as ws_url:
             env.update(LINGMA_ATTACH="true", LINGMA_WS_URL=ws_url)
             with run_gateway(tmp, env=env) as gateway:
+                yield gateway
+    elif variant == "realistic-ws":
+        env.setdefault("LINGMA_MAX_MESSAGE_BYTES", REALISTIC_LIMIT)
+        env.update(LINGMA_DIALECT="acp", LINGMA_ARGV=REALISTIC_ARGV)
+        with run_gateway(tmp, env=env) as gateway:
+            yield gateway
+    elif variant == "realistic-ipc":
+        ide = tmp / "ide-runtime"
+        with run_simulator(ide, "--profile", "realistic-acp"):
+            info = ide / "SharedClientCache" / ".info.json"
+            env.setdefault("LINGMA_MAX_MESSAGE_BYTES", REALISTIC_LIMIT)
+            env.update(LINGMA_ATTACH="true", LINGMA_SHARED_CLIENT_INFO=str(info), LINGMA_DIALECT="acp")
+            with run_gateway(tmp, env=env) as gateway:
+                assert "attaching to the runtime at unix:" in gateway.log(), gateway.log()
                 yield gateway
     else:
         raise ValueError(variant)

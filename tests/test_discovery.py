@@ -46,7 +46,8 @@ def test_parse_both_formats() -> None:
 @pytest.mark.parametrize(
     ("text", "is_json"),
     [
-        ('{"websocketPort": 0, "ipcServerPath": "/tmp/lingma.sock"}', True),
+        ('{"websocketPort": 0, "ipcServerPath": "\\\\.\\pipe\\lingma-1"}', True),  # a Windows pipe only
+        ('{"websocketPort": 0, "ipcServerPath": ""}', True),
         ("[36510]", True),
         ("not json", True),
         ("", False),
@@ -129,14 +130,14 @@ def test_first_existing_file_wins(tmp_path: Path) -> None:
 
 
 def test_a_found_but_broken_file_is_reported(tmp_path: Path) -> None:
-    broken = _write(tmp_path / ".lingma" / "SharedClientCache" / ".info.json", '{"ipcServerPath": "/x.sock"}')
+    broken = _write(tmp_path / ".lingma" / "SharedClientCache" / ".info.json", '{"websocketPort": "x"}')
     with pytest.raises(DiscoveryError, match="LINGMA_WS_URL") as info:
         discover_runtime(home=tmp_path, environ={}, platform="linux")
     assert str(broken) in str(info.value)
 
 
 def test_nothing_found(tmp_path: Path) -> None:
-    with pytest.raises(DiscoveryError, match="LINGMA_WS_URL or LINGMA_SHARED_CLIENT_INFO"):
+    with pytest.raises(DiscoveryError, match="LINGMA_WS_URL, LINGMA_IPC_SOCKET or LINGMA_SHARED_CLIENT_INFO"):
         discover_runtime(home=tmp_path, environ={}, platform="linux")
 
 

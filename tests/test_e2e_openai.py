@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from .e2e_support import API_KEY, VARIANTS, RunningGateway, run_gateway, run_variant, simulator_pids
+from .e2e_support import API_KEY, ATTACHED, VARIANTS, RunningGateway, run_gateway, run_variant, simulator_pids
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
@@ -37,7 +37,7 @@ def _chat(gw: RunningGateway, body: dict, **kw) -> httpx.Response:
 def test_readyz_reports_the_simulator(gw: RunningGateway) -> None:
     body = gw.readyz().json()
     # spawned with no LINGMA_BINARY: the simulator, said loudly; attached: a runtime we don't own
-    assert body["ready"] is True and body["simulator"] is (gw.variant != "attach")
+    assert body["ready"] is True and body["simulator"] is (gw.variant not in ATTACHED)
     assert body["instances"][0]["state"] == "ready"
 
 

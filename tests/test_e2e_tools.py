@@ -1,9 +1,12 @@
 """End to end: the simulator's ``tools`` scenario (Lingma's agent running IDE tools, §4.2/§8)
 through a real gateway process, seen by the openai and anthropic SDKs.
 
-The gateway plays the IDE and refuses every ``tool/invoke`` (ack + ``tool/invokeResult`` with
-``success:false``), so the simulator reports each call as ERROR with the refusal text — which
-proves the round trip happened and Lingma was not left waiting.
+Legacy: the gateway plays the IDE and refuses every ``tool/invoke`` (ack +
+``tool/invokeResult`` with ``success:false``), so the simulator reports each call as ERROR with
+the refusal text — which proves the round trip happened and Lingma was not left waiting.
+ACP (the realistic profile, over its WebSocket and its unix socket): the runtime runs the tools
+itself and reports ``tool_call``/``tool_call_update`` updates with their output; TOOL_BRIDGE
+presents both alike.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pytest
 
 from tests.anthropic_grammar import check_stream
 
-from .e2e_support import API_KEY, RunningGateway, run_gateway
+from .e2e_support import ACP_VARIANTS, API_KEY, RunningGateway, run_variant
 
 TOOLS = "read the files [sim tools calls=2]"
 ECHO = "Echo: read the files"
@@ -27,9 +30,10 @@ REFUSAL = "does not execute IDE tools"
 ANTHROPIC_HEADERS = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
 
 
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    with run_gateway(tmp_path_factory.mktemp("tools"), env={"SSE_PING_INTERVAL": "5"}) as gateway:
+@pytest.fixture(scope="module", params=["legacy", "realistic-ws", "realistic-ipc"])
+def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    with run_variant(tmp_path_factory.mktemp("tools"), request.param, env={"SSE_PING_INTERVAL": "5"}) as gateway:
+        gateway.variant = request.param
         yield gateway
 
 
@@ -96,7 +100,7 @@ def messages_route(gw: RunningGateway) -> None:
         pytest.fail("the Anthropic route /v1/messages is missing (404)")
 
 
-def check_tool_blocks(content: list[dict[str, Any]]) -> None:
+def check_tool_blocks(content: list[dict[str, Any]], variant: str) -> None:
     """TOOL_BRIDGE=bridge (the default): calls Lingma ran are mcp_tool_use + mcp_tool_result,
     never tool_use (which a client would run again)."""
     kinds = [b["type"] for b in content]
@@ -107,6 +111,11 @@ def check_tool_blocks(content: list[dict[str, Any]]) -> None:
     assert texts == ECHO and "toolCall" not in texts
     results = {b["tool_use_id"]: b for b in content if b["type"] == "mcp_tool_result"}
     assert set(results) == {b["id"] for b in uses}
+    if variant in ACP_VARIANTS:  # an ACP runtime ran them itself and reported their output
+        texts = sorted(r["content"][0]["text"] for r in results.values())
+        assert texts == [f"simulated contents of {args['file_path']}" for _, args in expected_calls()]
+        assert not any(r["is_error"] for r in results.values())
+        return
     for result in results.values():  # the gateway refused to run IDE tools: Lingma says ERROR
         assert result["is_error"] is True and REFUSAL in result["content"][0]["text"]
 
@@ -118,7 +127,7 @@ def test_anthropic_non_stream_sees_tool_blocks(gw: RunningGateway) -> None:
     assert response.status_code == 200, response.text
     message = response.json()
     assert message["stop_reason"] == "end_turn"
-    check_tool_blocks(message["content"])
+    check_tool_blocks(message["content"], gw.variant)
     anthropic.types.beta.BetaMessage.model_validate(message)  # strict: every block type is known
 
 
@@ -142,7 +151,7 @@ def test_anthropic_stream_grammar_and_sdk(gw: RunningGateway) -> None:
             content[payload["index"]]["text"] += payload["delta"]["text"]
     for index, text in partial.items():
         content[index]["input"] = json.loads(text)
-    check_tool_blocks(content)
+    check_tool_blocks(content, gw.variant)
     assert [p["delta"]["stop_reason"] for n, p in events if n == "message_delta"] == ["end_turn"]
 
     with anthropic.Anthropic(base_url=gw.url, api_key=API_KEY, max_retries=0, timeout=30) as client:
@@ -150,7 +159,7 @@ def test_anthropic_stream_grammar_and_sdk(gw: RunningGateway) -> None:
                                          messages=[{"role": "user", "content": TOOLS}]) as stream:
             final = stream.get_final_message()
     assert final.stop_reason == "end_turn"
-    check_tool_blocks([b.model_dump() for b in final.content])
+    check_tool_blocks([b.model_dump() for b in final.content], gw.variant)
 
 
 def parse_sse(lines: list[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -167,9 +176,9 @@ def parse_sse(lines: list[str]) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-@pytest.mark.parametrize("mode", ["text", "off"])
-def test_tool_bridge_setting_switches_the_representation(tmp_path, mode: str) -> None:
-    with run_gateway(tmp_path, env={"TOOL_BRIDGE": mode}) as gw, \
+@pytest.mark.parametrize(("mode", "variant"), [("text", "legacy"), ("off", "legacy"), ("text", "realistic-ipc")])
+def test_tool_bridge_setting_switches_the_representation(tmp_path, mode: str, variant: str) -> None:
+    with run_variant(tmp_path, variant, env={"TOOL_BRIDGE": mode}) as gw, \
             openai.OpenAI(base_url=gw.base_url, api_key=API_KEY, max_retries=0, timeout=30) as client:
         message = client.chat.completions.create(
             model="qwen3-coder", messages=[{"role": "user", "content": TOOLS}]).choices[0].message
@@ -180,5 +189,7 @@ def test_tool_bridge_setting_switches_the_representation(tmp_path, mode: str) ->
     assert "toolCall::" not in message.content
     if mode == "text":
         assert "read_file" in message.content and ECHO in message.content
+        assert ("[tool result read_file: simulated contents of /project/a.py]" in message.content) is (
+            variant in ACP_VARIANTS)
     else:
         assert message.content == ECHO

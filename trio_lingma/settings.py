@@ -49,6 +49,7 @@ class Settings:
     lingma_dialect: str = _f("legacy", "LINGMA_DIALECT", "protocol family: legacy, acp or auto")
     lingma_attach: bool = _f(False, "LINGMA_ATTACH", "connect to a running runtime instead of starting one")
     lingma_ws_url: str = _f("", "LINGMA_WS_URL", "attach: runtime WebSocket URL; empty = discovery file")
+    lingma_ipc_socket: str = _f("", "LINGMA_IPC_SOCKET", "attach: the runtime's unix socket; empty = discovery file")
     lingma_shared_client_info: str = _f("", "LINGMA_SHARED_CLIENT_INFO", "attach: path of the .info(.json) file")
     lingma_data_dir: str = _f("", "LINGMA_DATA_DIR", "logged-in Lingma data dir (read-only source)")
     lingma_install_dir: str = _f("data/lingma", "LINGMA_INSTALL_DIR", "where LINGMA_ARCHIVE is installed")
@@ -127,6 +128,8 @@ class Settings:
         _require(self.lingma_dialect in ("legacy", "acp", "auto"), "LINGMA_DIALECT", "legacy, acp or auto")
         _require(not self.lingma_ws_url or self.lingma_ws_url.startswith(("ws://", "wss://")),
                  "LINGMA_WS_URL", "empty or a ws:// or wss:// URL")
+        _require(not (self.lingma_ws_url and self.lingma_ipc_socket), "LINGMA_IPC_SOCKET",
+                 "empty when LINGMA_WS_URL is set (one way to reach the runtime)")
         sha = self.lingma_archive_sha256
         _require(not self.lingma_archive or (len(sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in sha)),
                  "LINGMA_ARCHIVE_SHA256", "the 64 hex digits of LINGMA_ARCHIVE's sha256 when LINGMA_ARCHIVE is set")

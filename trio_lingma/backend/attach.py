@@ -11,19 +11,24 @@ clear message, and the instance's usual backoff retries. Because the instance ow
 on this path, it never sends the runtime LSP ``shutdown``/``exit``: the IDE's runtime outlives
 the gateway.
 
-The WebSocket itself is opened by :func:`~trio_lingma.backend.transport.open_websocket_transport`,
-as for a spawned runtime.
+A runtime that offers a unix socket (``ipcServerPath``, or ``LINGMA_IPC_SOCKET``) is reached
+over it (:func:`~trio_lingma.backend.ipc.open_ipc_transport`), as the desktop's own extension
+does (IPC first, OC); if the socket refuses and the file also names a WebSocket port, the
+WebSocket is used (:func:`~trio_lingma.backend.transport.open_websocket_transport`, as for a
+spawned runtime).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from ..errors import UpstreamUnavailable
 from ..settings import Settings
 from .discovery import RuntimeEndpoint, discover_from_settings
+from .ipc import open_ipc_transport
 from .transport import Transport, open_websocket_transport
 
 __all__ = ["attach_connector"]
@@ -39,9 +44,22 @@ def attach_connector(
     @asynccontextmanager
     async def connect(instance: Any) -> AsyncIterator[Transport]:
         endpoint = discover(settings)
-        log.info("%s: attaching to the runtime at %s (pid %s, from %s)", getattr(instance, "name", "lingma"),
-                 endpoint.ws_url, endpoint.pid, endpoint.source)
-        async with open_websocket_transport(endpoint.ws_url, source=endpoint.source) as transport:
-            yield transport
+        name = getattr(instance, "name", "lingma")
+        log.info("%s: attaching to the runtime at %s (pid %s, from %s)", name, endpoint.address,
+                 endpoint.pid, endpoint.source)
+        async with AsyncExitStack() as stack:
+            yield await _open(stack, endpoint, name)
 
     return connect
+
+
+async def _open(stack: AsyncExitStack, endpoint: RuntimeEndpoint, name: str) -> Transport:
+    """The unix socket if there is one, else (or if it refuses) the WebSocket."""
+    if endpoint.ipc_path:
+        try:
+            return await stack.enter_async_context(open_ipc_transport(endpoint.ipc_path, source=endpoint.source))
+        except UpstreamUnavailable as exc:
+            if not endpoint.ws_url:
+                raise
+            log.warning("%s: %s; trying the WebSocket", name, exc.message)
+    return await stack.enter_async_context(open_websocket_transport(endpoint.ws_url, source=endpoint.source))

@@ -16,7 +16,9 @@ python -m trio_lingma.simulator start --workDir /tmp/sim --socketPort 0 --httpPo
   (the same scenarios as `session/update` notifications, `session/prompt` answered
   `{"stopReason"}` at the turn's end, `session/cancel` honoured; see `_acp.py`) and
   `--dialect acp-vscode` a runtime whose `session/new` is -32601 (VS Code's);
-  `--ackTimeout S` / `--toolTimeout S` tune the timeouts below.
+  `--ackTimeout S` / `--toolTimeout S` tune the timeouts below; `--maxMessageBytes N` is the
+  read limit (64 MiB), `--ipcSocket PATH` also serves a unix socket, and `--profile
+  realistic-acp` behaves like the real desktop runtimes were seen to (see `_profile.py`).
 * Ready when `<workDir>/logs/lingma.log` contains
   `Communication servers ready - WebSocket: N, HTTP: M`; `<workDir>/SharedClientCache/.info.json`
   (`{"websocketPort":N,"pid":...,"ipcServerPath":"","isDev":false}`) is written just before.

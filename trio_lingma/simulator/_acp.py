@@ -19,6 +19,10 @@ as if it were a ``chat/ask`` and the plan is translated step by step (:func:`acp
   nothing is asked of the client; markers and ``REQUEST_FINISHED`` are dropped;
 * everything else (step callbacks, stray requests, pauses, crash, hang) is kept as is.
 
+A profile (``_profile.py``) can change this to what real runtimes were seen doing:
+``session/prompt`` answered at once, step callbacks and ``snapshot/syncAll`` first,
+``available_commands_update`` after ``session/new``, strict params, ``initialize`` versions.
+
 Updates are notifications carrying ``_meta["ai-coding/request-id"]``. The ``session/prompt``
 response is *deferred* until the turn is over: ``{"stopReason": "end_turn"}``, or
 ``"cancelled"`` after ``session/cancel`` / ``chat/stop`` (which also send a ``chat_finish``
@@ -37,12 +41,13 @@ from typing import Any
 
 import trio
 
-from ..protocol.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Notification, Request
+from ..protocol.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Notification, Request
 from ._catalogue import SERVER_VERSION, is_reasoning_model
 from ._connection import Connection
 from ._dialect import Reply, RpcFailure
 from ._legacy import LegacyDialect, _ask_record
 from ._plan import Ask, InvokeTools, Notify, Push, Step, ToolCall, TurnPlan, plan_turn
+from ._profile import DEFAULT, Profile
 from ._runtime import Simulator
 from ._state import ChatRecord
 from ._turn import _TurnRunner
@@ -70,12 +75,15 @@ def _notification(plan: TurnPlan, type_: str, data: dict[str, Any]) -> Notify:
     return _update(plan, {"sessionUpdate": "notification", "type": type_, "data": data})
 
 
-def finish_steps(plan: TurnPlan, reason: str, status_code: int = 200) -> list[Step]:
-    """``context_usage`` then ``chat_finish`` (statusCode only when it is not 200)."""
+def finish_steps(plan: TurnPlan, reason: str, status_code: int = 200, profile: Profile = DEFAULT) -> list[Step]:
+    """``context_usage`` then ``chat_finish`` (statusCode only when it is not 200; a realistic
+    runtime's ``fullAnswer`` is empty, OC)."""
     used = len(plan.ask.question_text) // 4 + len(plan.full_answer) // 4
     data: dict[str, Any] = {"reason": reason, "requestId": plan.ask.request_id}
     if status_code != 200:
         data["statusCode"] = status_code
+    if profile.prompt_ack:
+        data["fullAnswer"] = ""
     return [
         _notification(plan, "context_usage", {"usedTokens": used, "limitTokens": 131072}),
         _notification(plan, "chat_finish", data),
@@ -115,7 +123,7 @@ def _tool_end(plan: TurnPlan, call: ToolCall) -> Notify:
     return _tool_update(plan, call, update, _tool_meta(call))
 
 
-def _translate(plan: TurnPlan, calls: dict[str, ToolCall], step: Step) -> list[Step]:
+def _translate(plan: TurnPlan, calls: dict[str, ToolCall], step: Step, profile: Profile) -> list[Step]:
     match step:
         case Push(method="chat/answer", params=params):
             text = params["text"]
@@ -124,7 +132,7 @@ def _translate(plan: TurnPlan, calls: dict[str, ToolCall], step: Step) -> list[S
             text = params["text"]
             return [_chunk(plan, "agent_thought_chunk", text)] if text else []
         case Push(method="chat/finish", params=params):
-            return finish_steps(plan, params["reason"], params["statusCode"])
+            return finish_steps(plan, params["reason"], params["statusCode"], profile)
         case Push(method="tool/call/sync", params=params):
             return _tool_card(plan, calls, params)
         case Push(method=method) if method in _TOOL_PUSHES:
@@ -134,10 +142,24 @@ def _translate(plan: TurnPlan, calls: dict[str, ToolCall], step: Step) -> list[S
     return [step]
 
 
-def acp_steps(plan: TurnPlan) -> tuple[Step, ...]:
+def acp_steps(plan: TurnPlan, profile: Profile = DEFAULT) -> tuple[Step, ...]:
     """The legacy plan of a turn, as the ACP runtime would stream it."""
     calls = {call.tool_call_id: call for step in plan.steps if isinstance(step, InvokeTools) for call in step.calls}
-    return tuple(out for step in plan.steps for out in _translate(plan, calls, step))
+    steps = [out for step in plan.steps for out in _translate(plan, calls, step, profile)]
+    return tuple(_steps_first(plan, steps) if profile.steps_first else steps)
+
+
+def _is_step(step: Step, name: str) -> bool:
+    return isinstance(step, Push) and step.method == "chat/process_step_callback" and step.params["step"] == name
+
+
+def _steps_first(plan: TurnPlan, steps: list[Step]) -> list[Step]:
+    """OC's live order: ``step_start``, ``step_end``, ``snapshot/syncAll``, the title, then the answer."""
+    ends = [step for step in steps if _is_step(step, "step_end")]
+    rest = [step for step in steps if not _is_step(step, "step_end")]
+    at = next((i + 1 for i, step in enumerate(rest) if _is_step(step, "step_start")), 0)
+    sync = Notify("snapshot/syncAll", {"requestId": plan.ask.request_id, "sessionId": plan.ask.session_id})
+    return [*rest[:at], *ends, sync, *rest[at:]]
 
 
 class AcpDialect(LegacyDialect):
@@ -160,7 +182,7 @@ class AcpDialect(LegacyDialect):
 
     def handle_request(self, conn: Connection, request: Request) -> Reply:
         if request.method == "session/prompt":  # needs the JSON-RPC id to answer it later
-            return self._prompt(conn, request.id, _params(request.params))
+            return self._prompt(conn, request.id, self._checked_params(request.params))
         return super().handle_request(conn, request)
 
     def handle_notification(self, conn: Connection, note: Notification) -> None:
@@ -172,19 +194,27 @@ class AcpDialect(LegacyDialect):
     # -- handlers ---------------------------------------------------------------------
 
     def _initialize(self, conn: Connection, params: dict[str, Any]) -> Reply:
-        self._sim.log.info(f"initialize protocolVersion={params.get('protocolVersion')!r}")
+        profile = self._sim.profile
+        version = params.get("protocolVersion")
+        self._sim.log.info(f"initialize protocolVersion={version!r}")
+        if version not in profile.protocol_versions:
+            raise RpcFailure(INVALID_PARAMS, f"unsupported protocolVersion: {version!r}")
         return Reply({
-            "protocolVersion": 1,
+            "protocolVersion": version,
             "agentCapabilities": {"loadSession": False, "promptCapabilities": {"image": True}},
             "authMethods": [],
-            "serverInfo": {"name": "Lingma", "version": SERVER_VERSION},
+            "serverInfo": {"name": profile.server_name, "version": profile.server_version or SERVER_VERSION},
         })
 
     def _session_new(self, conn: Connection, params: dict[str, Any]) -> Reply:
         session_id = str(uuid.uuid4())
         self._sessions[session_id] = ""
         self._sim.log.info(f"session/new cwd={params.get('cwd')!r} sessionId {session_id}")
-        return Reply({"sessionId": session_id})
+        if not self._sim.profile.side_pushes:
+            return Reply({"sessionId": session_id})
+        commands = {"sessionId": session_id, "update": {"sessionUpdate": "available_commands_update",
+                                                        "availableCommands": [{"name": "init"}]}}
+        return Reply({"sessionId": session_id}, then=functools.partial(conn.notify, "session/update", commands))
 
     def _set_model(self, conn: Connection, params: dict[str, Any]) -> Reply:
         session_id = self._known_session(params)
@@ -198,6 +228,8 @@ class AcpDialect(LegacyDialect):
         self._running[ask.session_id] = ask.request_id
         scope = self._sim.open_turn(ask.request_id)
         then = functools.partial(self._run_turn, conn, rpc_id, plan, scope)
+        if self._sim.profile.prompt_ack:  # OC: "result was undefined", the answer streams after
+            return Reply(None, then=then)
         return Reply(deferred=True, then=then)
 
     def _cancel(self, params: dict[str, Any]) -> None:
@@ -217,17 +249,19 @@ class AcpDialect(LegacyDialect):
     async def _run_turn(self, conn: Connection, rpc_id: Any, plan: TurnPlan, scope: trio.CancelScope) -> None:
         runner = _TurnRunner(conn, self._sim, plan)
         request_id = plan.ask.request_id
+        profile = self._sim.profile
         try:
             with scope:
-                for step in acp_steps(plan):
+                for step in acp_steps(plan, profile):
                     await runner.execute(step)
             stop_reason = "end_turn"
             if scope.cancelled_caught:
                 self._sim.log.info(f"chat stopped requestId: {request_id}")
-                for step in finish_steps(plan, "cancelled"):
+                for step in finish_steps(plan, "cancelled", profile=profile):
                     await runner.execute(step)
                 stop_reason = "cancelled"
-            await conn.respond(rpc_id, {"stopReason": stop_reason})
+            if not profile.prompt_ack:  # else it was answered at once
+                await conn.respond(rpc_id, {"stopReason": stop_reason})
         finally:
             self._sim.close_turn(request_id, scope)
             if self._running.get(plan.ask.session_id) == request_id:
@@ -244,6 +278,8 @@ class AcpDialect(LegacyDialect):
         raw_meta = params.get("_meta")
         meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         model = str(meta.get("ai-coding/model") or self._sessions[session_id])
+        if self._sim.profile.strict_params and not meta.get(META_REQUEST_ID):
+            raise RpcFailure(INTERNAL_ERROR, "requestId is empty")  # OC, live
         return Ask(
             request_id=str(meta.get(META_REQUEST_ID) or uuid.uuid4().hex),
             session_id=session_id,

@@ -1,4 +1,4 @@
-"""One client WebSocket connection: a reader, one writer lock, push acknowledgement tracking.
+"""One client connection: a reader, one writer lock, push acknowledgement tracking.
 
 Theory of operation
 -------------------
@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from ..protocol.jsonrpc import (
     INTERNAL_ERROR,
@@ -34,6 +33,7 @@ from ..protocol.jsonrpc import (
     Request,
     Response,
 )
+from ._channel import Channel, ChannelClosed
 from ._dialect import Dialect, RpcFailure
 from ._runtime import Simulator
 
@@ -41,12 +41,10 @@ __all__ = ["Connection"]
 
 
 class Connection:
-    """Serves one accepted WebSocket until the client leaves or the simulator stops."""
+    """Serves one accepted link (WebSocket or unix socket) until the client leaves or the simulator stops."""
 
-    def __init__(
-        self, ws: WebSocketConnection, sim: Simulator, dialect: Dialect, conn_id: int
-    ) -> None:
-        self._ws = ws
+    def __init__(self, channel: Channel, sim: Simulator, dialect: Dialect, conn_id: int) -> None:
+        self._channel = channel
         self._sim = sim
         self._dialect = dialect
         self.conn_id = conn_id
@@ -59,7 +57,7 @@ class Connection:
         return f"<Connection #{self.conn_id} unacked={len(self._acks)} {self._peer!r}>"
 
     async def serve(self) -> None:
-        """Read until the client disconnects; raises ConnectionClosed if a send fails."""
+        """Read until the client disconnects; raises ChannelClosed if a send fails."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await self._read_loop()
@@ -68,9 +66,9 @@ class Connection:
     async def _read_loop(self) -> None:
         while True:
             try:
-                data = await self._ws.get_message()
-            except ConnectionClosed as exc:
-                self._sim.log.info(f"connection #{self.conn_id} closed: {exc!r}")
+                data = await self._channel.get_message()
+            except ChannelClosed as exc:
+                self._sim.log.info(f"connection #{self.conn_id} closed: {exc}")
                 return
             self._on_data(data)
 
@@ -125,7 +123,7 @@ class Connection:
     async def send(self, frame: str) -> None:
         """Send one framed message as one text frame (the only way anything is sent)."""
         async with self._send_lock:
-            await self._ws.send_message(frame)
+            await self._channel.send_message(frame)
 
     async def respond(self, id_: int | str, result: Any) -> None:
         """Answer a request whose :class:`Reply` was ``deferred``."""
@@ -162,7 +160,7 @@ class Connection:
 
     async def abort(self, reason: str) -> None:
         """Drop the connection (the in-process stand-in for a crashed binary)."""
-        await self._ws.aclose(code=1011, reason=reason)
+        await self._channel.abort(reason)
 
     def _require_nursery(self) -> trio.Nursery:
         if self._nursery is None:

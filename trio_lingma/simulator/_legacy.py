@@ -58,7 +58,14 @@ class LegacyDialect:
         if handler is None:
             self._log_unknown(request.method, is_request=True)
             raise RpcFailure(METHOD_NOT_FOUND, f"unknown method: {request.method}")
-        return handler(conn, _params(request.params))
+        return handler(conn, self._checked_params(request.params))
+
+    def _checked_params(self, raw: Any) -> dict[str, Any]:
+        """The params object; with ``strict_params`` anything else fails as the Go runtime's
+        decoder does (OC: ``json: cannot unmarshal array into Go value of type struct {}``)."""
+        if self._sim.profile.strict_params and not isinstance(raw, dict):
+            raise RpcFailure(INVALID_PARAMS, go_decode_error(raw))
+        return _params(raw)
 
     def handle_notification(self, conn: Connection, note: Notification) -> None:
         if note.method == "exit":
@@ -139,6 +146,15 @@ def _constant(make: Callable[[], Any]) -> _Handler:
         return Reply(make())
 
     return handler
+
+
+def go_decode_error(raw: Any) -> str:
+    """What Go's ``encoding/json`` says when ``raw`` is decoded into a struct."""
+    if raw is None:
+        return "unexpected end of JSON input"
+    kind = ("array" if isinstance(raw, list) else "string" if isinstance(raw, str)
+            else "bool" if isinstance(raw, bool) else "number")
+    return f"json: cannot unmarshal {kind} into Go value of type struct {{}}"
 
 
 def _params(raw: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from ._log import LingmaLog
+from ._profile import DEFAULT, Profile
 from ._state import SimulatorState
 
 __all__ = ["Simulator", "Timeouts", "ToolSlot"]
@@ -44,9 +45,11 @@ class Simulator:
         exit_scope: trio.CancelScope,
         exit_on_crash: bool,
         auth_status: int = 2,
+        profile: Profile = DEFAULT,
     ) -> None:
         self.log = log
         self.auth_status = auth_status
+        self.profile = profile
         self.timeouts = timeouts
         self.state = SimulatorState()
         self._exit_scope = exit_scope

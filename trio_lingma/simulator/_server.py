@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
+import tempfile
 from pathlib import Path
 
 import attrs
@@ -26,15 +28,20 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 from ._acp import AcpDialect, VsCodeAcpDialect
+from ._channel import Channel, ChannelClosed, IpcChannel, WsChannel
 from ._connection import Connection
 from ._dialect import Dialect
 from ._legacy import LegacyDialect
 from ._log import LingmaLog
+from ._profile import PROFILES, Profile
 from ._runtime import Simulator, Timeouts
 
 __all__ = ["DIALECTS", "SimulatorConfig", "SimulatorPorts", "serve_simulator"]
 
 HOST = "127.0.0.1"
+DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+#: sun_path is 108 bytes on Linux (104 on macOS), the terminating NUL included.
+MAX_SOCKET_PATH = 104
 
 #: dialect name → factory. An ACP dialect would be one more module and one more entry.
 DIALECTS: dict[str, type[LegacyDialect]] = {"legacy": LegacyDialect, "acp": AcpDialect, "acp-vscode": VsCodeAcpDialect}
@@ -60,14 +67,42 @@ class SimulatorConfig:
     #: What ``auth/status`` reports: 2 logged in, 1 not logged in, 3 login expired.
     auth_status: int = 2
     #: Largest message accepted; a bigger one closes the connection (WebSocket 1009), as a
-    #: runtime with a read limit does. Large by default: the real limit is not known.
-    max_message_bytes: int = 64 * 1024 * 1024
+    #: runtime with a read limit does. None: the profile's, else 64 MiB (the real limit is not known).
+    max_message_bytes: int | None = None
+    #: Behaviour seen on real runtimes (``_profile.py``); ``realistic-acp`` forces the ACP dialect.
+    profile: str = attrs.field(default="default", validator=attrs.validators.in_(PROFILES))
+    #: Also listen on this unix socket (named in ``.info.json``'s ``ipcServerPath``); empty: only
+    #: if the profile asks for IPC, at ``<workDir>/SharedClientCache/lingma.sock`` (or a shorter
+    #: path in the temp dir when that one is too long for a socket).
+    ipc_socket: str = ""
+
+    @property
+    def behaviour(self) -> Profile:
+        return PROFILES[self.profile]
+
+    @property
+    def served_dialect(self) -> str:
+        return self.behaviour.dialect or self.dialect
+
+    @property
+    def message_limit(self) -> int:
+        return self.max_message_bytes or self.behaviour.max_message_bytes or DEFAULT_MAX_MESSAGE
+
+    def ipc_path(self) -> str:
+        """The unix socket to listen on ("" for none)."""
+        if self.ipc_socket or not self.behaviour.ipc:
+            return self.ipc_socket
+        path = str(self.work_dir.resolve() / "SharedClientCache" / "lingma.sock")
+        if len(path.encode()) >= MAX_SOCKET_PATH:
+            path = tempfile.mktemp(prefix="lingma-", suffix=".sock")  # only a name: bind() creates it
+        return path
 
 
 @attrs.frozen
 class SimulatorPorts:
     websocket: int
     http: int
+    ipc: str = ""
 
     @property
     def ws_url(self) -> str:
@@ -93,9 +128,10 @@ async def serve_simulator(
                 exit_scope=nursery.cancel_scope,
                 exit_on_crash=config.exit_on_crash,
                 auth_status=config.auth_status,
+                profile=config.behaviour,
             )
             ports = await _start_listeners(nursery, config, sim)
-            _write_info(config.work_dir, ports.websocket)
+            _write_info(config.work_dir, ports)
             log.info(_ready_line(ports))
             task_status.started(ports)
     finally:
@@ -106,40 +142,82 @@ async def serve_simulator(
 async def _start_listeners(
     nursery: trio.Nursery, config: SimulatorConfig, sim: Simulator
 ) -> SimulatorPorts:
-    dialect = DIALECTS[config.dialect](sim)
-    handler = functools.partial(_serve_connection, sim, dialect)
+    dialect = DIALECTS[config.served_dialect](sim)
+    handler = functools.partial(_accept_websocket, sim, dialect)
     serve_ws = functools.partial(serve_websocket, handler, HOST, config.socket_port, None,
-                                 max_message_size=config.max_message_bytes)
+                                 max_message_size=config.message_limit)
     server = await nursery.start(serve_ws, name=f"simulator websocket :{config.socket_port}")
     serve_http = functools.partial(_serve_http, config.http_port, sim.log)
     http_port = await nursery.start(serve_http, name=f"simulator http :{config.http_port}")
-    return SimulatorPorts(websocket=server.port, http=http_port)
+    ipc = config.ipc_path()
+    if ipc:
+        serve_ipc = functools.partial(_serve_ipc, ipc, sim, dialect, config.message_limit)
+        await nursery.start(serve_ipc, name=f"simulator ipc {ipc}")
+    return SimulatorPorts(websocket=server.port, http=http_port, ipc=ipc)
 
 
-async def _serve_connection(sim: Simulator, dialect: Dialect, request: WebSocketRequest) -> None:
+async def _accept_websocket(sim: Simulator, dialect: Dialect, request: WebSocketRequest) -> None:
     conn_id = sim.next_connection_id()
     try:
         ws = await request.accept()
-        sim.log.info(f"connection #{conn_id} accepted from {ws.remote}")
-        await Connection(ws, sim, dialect, conn_id).serve()
-    except* ConnectionClosed:
+    except ConnectionClosed:
+        sim.log.info(f"connection #{conn_id} closed during the handshake")
+        return
+    await _serve_connection(sim, dialect, WsChannel(ws), conn_id)
+
+
+async def _serve_connection(sim: Simulator, dialect: Dialect, channel: Channel, conn_id: int) -> None:
+    """One connection, fenced: a failure never takes a listener down (only Cancelled escapes)."""
+    try:
+        sim.log.info(f"connection #{conn_id} accepted from {channel.remote}")
+        await Connection(channel, sim, dialect, conn_id).serve()
+    except* (ChannelClosed, ConnectionClosed):
         sim.log.info(f"connection #{conn_id} closed by the client")
     except* Exception as group:
         sim.log.error(f"connection #{conn_id} failed: {group.exceptions!r}")
+
+
+async def _serve_ipc(path: str, sim: Simulator, dialect: Dialect, limit: int, *,
+                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Listen on the unix socket ``path`` (replacing a stale one) until cancelled; remove it then."""
+    _remove_socket(path, make_parent=True)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        sock.listen()
+        listener = trio.SocketListener(sock)
+        task_status.started()
+
+        async def handler(stream: trio.SocketStream) -> None:
+            async with stream:
+                await _serve_connection(sim, dialect, IpcChannel(stream, max_message_bytes=limit),
+                                        sim.next_connection_id())
+
+        await trio.serve_listeners(handler, [listener])
+    finally:
+        sock.close()
+        _remove_socket(path)
+
+
+def _remove_socket(path: str, *, make_parent: bool = False) -> None:
+    """A stale socket file would make bind() fail (local file system: instant, so sync)."""
+    if make_parent:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).unlink(missing_ok=True)
 
 
 def _ready_line(ports: SimulatorPorts) -> str:
     return f"Communication servers ready - WebSocket: {ports.websocket}, HTTP: {ports.http}"
 
 
-def _write_info(work_dir: Path, websocket_port: int) -> None:
+def _write_info(work_dir: Path, ports: SimulatorPorts) -> None:
     """The discovery file clients read (LP ``resolveSharedClientInfo``), written atomically."""
     cache = work_dir / "SharedClientCache"
     cache.mkdir(parents=True, exist_ok=True)
     info = {
-        "websocketPort": websocket_port,
+        "websocketPort": ports.websocket,
         "pid": os.getpid(),
-        "ipcServerPath": "",
+        "ipcServerPath": ports.ipc,
         "isDev": False,
     }
     tmp = cache / ".info.json.tmp"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import trio
 
+from ._profile import PROFILES
 from ._server import DIALECTS, SimulatorConfig, SimulatorPorts, serve_simulator
 
 __all__ = ["build_parser", "main"]
@@ -45,8 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--authStatus", type=int, default=2, help="auth/status value: 2 logged in, 1 not logged in"
     )
     start.add_argument(
-        "--maxMessageBytes", type=int, default=64 * 1024 * 1024,
-        help="largest message accepted; a bigger one closes the connection (WebSocket 1009)",
+        "--maxMessageBytes", type=int, default=None,
+        help="largest message accepted; a bigger one closes the connection (WebSocket 1009); "
+             "default: the profile's, else 64 MiB",
+    )
+    start.add_argument(
+        "--profile", choices=sorted(PROFILES), default="default",
+        help="behaviour seen on real runtimes; realistic-acp: the ACP dialect as captured live",
+    )
+    start.add_argument(
+        "--ipcSocket", default="", help="also listen on this unix socket (ipcServerPath in .info.json)",
     )
     status = commands.add_parser("status", help="print the login status as JSON")
     status.add_argument("-o", dest="output", default="json")
@@ -69,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tool_timeout=args.toolTimeout,
         auth_status=args.authStatus,
         max_message_bytes=args.maxMessageBytes,
+        profile=args.profile,
+        ipc_socket=args.ipcSocket,
         exit_on_crash=True,
     )
     trio.run(_run, config)
@@ -83,7 +94,7 @@ async def _run(config: SimulatorConfig) -> None:
             ports: SimulatorPorts = await nursery.start(serve, name="lingma simulator")
             print(
                 f"Lingma simulator ready - WebSocket: {ports.websocket}, HTTP: {ports.http}, "
-                f"workDir: {config.work_dir}",
+                f"{f'IPC: {ports.ipc}, ' if ports.ipc else ''}workDir: {config.work_dir}",
                 flush=True,
             )
             async for signum in signals:
