@@ -1,5 +1,5 @@
-"""CI-sized runs of tools/bench.py and tools/chaos.py: they run, print their figures and their
-leak checks hold. Timings are never asserted here (the tools print them)."""
+"""CI-sized runs of tools/bench.py, tools/chaos.py and tools/soak.py: they run, print their
+figures and their leak checks hold. Timings are never asserted here (the tools print them)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,17 @@ def test_chaos_small(tmp_path: Path) -> None:
     assert summary["ok"] and summary["requests"] == 150
     assert {c["check"] for c in summary["checks"] if c["ok"]} >= {
         "in flight 0", "queue 0", "all tickets free", "no orphan simulator processes"}
+    # why each request did not succeed, by scenario: hang/error turns end in their error kinds
+    assert any(why.startswith(("hang error:", "error error:")) for why in summary["failures"])
+    assert "why requests did not succeed" in done.stdout
+
+
+def test_soak_small(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    done = run_tool([str(TOOLS / "soak.py"), "--requests", "240", "--concurrency", "8", "--cache-size", "16",
+                     "--sample", "0.5", "--duration", "60", "--json", str(out),
+                     "--workdir", str(tmp_path / "work")], timeout=150)
+    summary = json.loads(out.read_text())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary["ok"] and summary["requests"] == 240
+    assert summary["statuses"].get("502", 0) > 0  # the [sim error] turns: their sessions are deleted too

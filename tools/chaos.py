@@ -28,6 +28,10 @@ instances every session the simulator holds is covered by the gateway's session 
 once ``SESSION_TTL`` has passed both are empty (each session created upstream was deleted,
 or died with its killed process); after SIGTERM the gateway exits 0 and leaves no simulator
 process behind.
+
+The report counts, per scenario, why each request did not succeed: its status and the error's
+kind (OpenAI ``code``/``type``, Anthropic ``type``; ``stream …`` for an error after the headers,
+``timeout``/``connection: …`` on the client side), so a failed run says what failed.
 """
 
 from __future__ import annotations
@@ -110,6 +114,12 @@ def error_body_ok(api: str, body: Any) -> bool:
             and isinstance(err.get("type"), str) and isinstance(err.get("message"), str))
 
 
+def error_kind(body: dict[str, Any]) -> str:
+    """The error's machine-readable kind: OpenAI's ``code`` (else ``type``), Anthropic's ``type``."""
+    err = body.get("error") or {}
+    return str(err.get("code") or err.get("type") or "?")
+
+
 def judge(req: dict[str, Any], reply: Reply) -> tuple[str, str]:
     """``("ok" | "error" | "bad", why)``: success, protocol-correct error, or a violation."""
     if reply.status >= 400:
@@ -117,7 +127,8 @@ def judge(req: dict[str, Any], reply: Reply) -> tuple[str, str]:
             shaped = error_body_ok(req["api"], reply.json())
         except ValueError:
             shaped = False
-        return ("error", str(reply.status)) if shaped else ("bad", f"{reply.status} badly shaped")
+        return ("error", f"{reply.status} {error_kind(reply.json())}") if shaped else (
+            "bad", f"{reply.status} badly shaped")
     if reply.status != 200 or not reply.complete:
         return "bad", f"status {reply.status}, complete={reply.complete}"
     if not req["stream"]:
@@ -143,8 +154,9 @@ def _judge_stream(req: dict[str, Any], events: list[tuple[str | None, str]]) -> 
         elif not data or "error" not in json.loads(data[-1][1]):
             return "bad", "stream ends without [DONE] or an error chunk"
         if data and "error" in json.loads(data[-1][1]):  # the error chunk must be the last one
-            return ("error", "stream error chunk") if error_body_ok(
-                "openai", json.loads(data[-1][1])) else ("bad", "badly shaped error chunk")
+            last = json.loads(data[-1][1])
+            return ("error", f"stream {error_kind(last)}") if error_body_ok("openai", last) else (
+                "bad", "badly shaped error chunk")
         text = "".join((c.get("delta") or {}).get("content") or "" for _, d in data
                        for c in json.loads(d).get("choices") or [])
     else:
@@ -152,7 +164,8 @@ def _judge_stream(req: dict[str, Any], events: list[tuple[str | None, str]]) -> 
             return "bad", "empty stream"
         name, last = data[-1]
         if name == "error":
-            return ("error", "stream error event") if error_body_ok("anthropic", json.loads(last)) \
+            body = json.loads(last)
+            return ("error", f"stream {error_kind(body)}") if error_body_ok("anthropic", body) \
                 else ("bad", "badly shaped error event")
         if name != "message_stop":
             return "bad", f"stream ends with {name}"
@@ -196,7 +209,7 @@ class Run:
                 outcome, why = "dropped", ""
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             conn.abort()
-            why = f"connection: {exc!r}"
+            why = f"connection: {type(exc).__name__}"
         return {"n": req["n"], "scenario": req["scenario"], "api": req["api"],
                 "stream": req["stream"], "start": started, "end": time.monotonic(),
                 "outcome": outcome, "why": why}
@@ -288,6 +301,11 @@ def outcome_checks(run: Run) -> tuple[list[tuple[str, bool, str]], dict[str, Any
     for r in res:
         counts.setdefault(r["scenario"], {}).setdefault(r["outcome"], 0)
         counts[r["scenario"]][r["outcome"]] += 1
+    failures: dict[str, int] = {}  # why each request did not succeed (a disconnect's drop is its success)
+    for r in res:
+        if r["outcome"] not in ("ok", "dropped"):
+            why = f"{r['scenario']} {r['outcome']}: {r['why']}"
+            failures[why] = failures.get(why, 0) + 1
     examples = [f"#{r['n']} {r['scenario']} {r['api']} stream={r['stream']}: {r['why']}"
                 for r in (bad + wrong_success)[:5]]
     checks = [
@@ -299,7 +317,8 @@ def outcome_checks(run: Run) -> tuple[list[tuple[str, bool, str]], dict[str, Any
          f"of {len(run.kills)} SIGKILLs: {sum(r['outcome'] == 'ok' for r in affected)} ok, "
          f"{sum(r['outcome'] == 'error' for r in affected)} protocol-correct errors"),
     ]
-    return checks, {"outcomes": counts, "kills": len(run.kills), "requests": len(res),
+    return checks, {"outcomes": counts, "failures": dict(sorted(failures.items(), key=lambda kv: -kv[1])),
+                    "kills": len(run.kills), "requests": len(res),
                     "unaffected_success_rate": rate}
 
 
@@ -350,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{summary['kills']} instances SIGKILLed")
     for scenario, counts in sorted(summary["outcomes"].items()):
         print(f"  {scenario:11} " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    print("why requests did not succeed (scenario outcome: status and error kind):")
+    for why, count in summary["failures"].items():
+        print(f"  {count:6}  {why}")
     return report_checks(summary, args.json)
 
 

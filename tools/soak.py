@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -68,20 +69,24 @@ def load_spec(gw: Gateway, api: str, requests: int, concurrency: int, duration: 
             "bodies": [body(api, *turn) for turn in TURNS]}
 
 
-def start_load(specs: list[dict[str, Any]]) -> list[subprocess.Popen[bytes]]:
+Load = list[tuple[subprocess.Popen[bytes], "Future[tuple[bytes, bytes]]"]]
+
+
+def start_load(specs: list[dict[str, Any]]) -> Load:
+    """One ``_loadgen.py`` per spec, its output read by a thread as it writes (a pipe fills up)."""
     procs = [subprocess.Popen([sys.executable, str(TOOLS / "_loadgen.py"), "run"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in specs]
-    for proc, spec in zip(procs, specs, strict=True):
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(spec).encode() + b"\n")
-        proc.stdin.flush()
-    return procs
+    pool = ThreadPoolExecutor(len(procs))
+    outputs = [pool.submit(proc.communicate, json.dumps(spec).encode() + b"\n")
+               for proc, spec in zip(procs, specs, strict=True)]
+    pool.shutdown(wait=False)  # the threads end with their process
+    return list(zip(procs, outputs, strict=True))
 
 
-def finish_load(procs: list[subprocess.Popen[bytes]]) -> list[list[Any]]:
+def finish_load(load: Load, timeout: float) -> list[list[Any]]:
     samples: list[list[Any]] = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
+    for proc, output in load:
+        out, err = output.result(timeout=timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"_loadgen.py failed:\n{err.decode()[-3000:]}")
         samples += json.loads(out.decode().strip().splitlines()[-1])["samples"]
@@ -130,11 +135,11 @@ def run_phase(gw: Gateway, requests: int, args: argparse.Namespace, duration: fl
     specs = [load_spec(gw, api, n, c, duration) for api, n, c in (
         ("openai", requests - requests // 2, args.concurrency - half), ("anthropic", requests // 2, half))]
     started = time.monotonic()
-    procs = start_load(specs)
-    while samples is not None and any(p.poll() is None for p in procs):
+    load = start_load(specs)
+    while samples is not None and not all(output.done() for _, output in load):
         time.sleep(args.sample)
         samples.append((round(time.monotonic() - started, 1), *held_upstream(gw)))
-    return finish_load(procs), time.monotonic() - started
+    return finish_load(load, duration + 120), time.monotonic() - started
 
 
 def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
