@@ -33,11 +33,14 @@ async def test_no_keys_and_a_public_server_address_refuses_all_but_probes() -> N
     assert (await client.get("/healthz", scope_base=PUBLIC)).status_code == 200
     anthropic = await client.post("/v1/messages", json={}, scope_base=PUBLIC)
     assert anthropic.status_code == 403 and (await anthropic.get_json())["type"] == "error"
+    mapped = await client.get("/v1/models", scope_base={"server": ("::ffff:192.0.2.10", 8317)})
+    assert mapped.status_code == 403
 
 
 async def test_keys_or_allow_open_or_loopback_serve_normally() -> None:
     for settings, scope in ((Settings(api_keys=("k",)), PUBLIC), (Settings(allow_open=True), PUBLIC),
-                            (Settings(), {"server": ("127.0.0.1", 8317)}), (Settings(), {"server": ("::1", 1)})):
+                            (Settings(), {"server": ("127.0.0.1", 8317)}), (Settings(), {"server": ("::1", 1)}),
+                            (Settings(), {"server": ("::ffff:127.0.0.1", 1)}), (Settings(), {"server": None})):
         response = await create_app(settings).test_client().get("/v1/nowhere", scope_base=scope)
         assert response.status_code in (401, 404), (settings, scope)
 

@@ -185,9 +185,12 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # a dual-stack listener ([::]) sees IPv4 clients as ::ffff:a.b.c.d
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
