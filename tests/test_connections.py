@@ -148,3 +148,9 @@ def test_the_idle_connections_tool_runs_small(tmp_path: Path) -> None:
                            "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "idle connections: ok" in done.stdout and '"closed_by_gateway": 40' in done.stdout
+    # clients that hang up themselves are released at once, not at the (long) keep-alive timeout
+    done = subprocess.run([sys.executable, str(tool), "--connections", "40", "--keep-alive", "60", "--hang-up",
+                           "0.5", "--workdir", str(tmp_path / "hang-up")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"closed_by_client": 40' in done.stdout

@@ -14,6 +14,8 @@ default run takes under a minute. The tool raises its own soft open-file limit t
 one (the gateway it starts inherits it) and opens no more connections than that limit allows,
 saying so. A prober opens a fresh connection to
 ``/healthz`` every 100 ms throughout; a sampler counts the gateway's sockets (``/proc``).
+With ``--hang-up S`` the clients close their connections themselves S s after the request, and
+the gateway's socket count one second after the last close must be back where it started.
 Exit status 1 when a connection was left open or a probe failed. Stdlib only.
 """
 
@@ -58,8 +60,10 @@ async def read_response(reader: asyncio.StreamReader) -> int:
     return int(lines[0].split()[1])
 
 
-async def used_then_idle(port: int, wait: float, opening: asyncio.Semaphore, result: dict[str, list[Any]]) -> None:
-    """One connection: a request, then idle until the gateway closes it (or ``wait`` passes)."""
+async def used_then_idle(port: int, wait: float, opening: asyncio.Semaphore, result: dict[str, list[Any]],
+                         hang_up: float | None = None) -> None:
+    """One connection: a request, then idle until the gateway closes it (or ``wait`` passes) —
+    or, with ``hang_up``, until the client itself closes it that many seconds after the request."""
     async with opening:  # closed-loop pacing: at most --concurrency connections being opened and used
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 10)
@@ -77,6 +81,10 @@ async def used_then_idle(port: int, wait: float, opening: asyncio.Semaphore, res
         result["statuses"].append(status)
         used = time.monotonic()
         result["used_at"].append(used)
+        if hang_up is not None:
+            await asyncio.sleep(hang_up)
+            result["hung_up"].append(1)
+            return
         try:
             rest = await asyncio.wait_for(reader.read(), wait)
             result["closed_after"].append(time.monotonic() - used)
@@ -126,15 +134,17 @@ def count_sockets(pid: int) -> int:
     return count
 
 
-async def drive(port: int, pid: int, connections: int, concurrency: int, keep_alive: int) -> dict[str, list[Any]]:
+async def drive(port: int, pid: int, connections: int, concurrency: int, keep_alive: int,
+                hang_up: float | None) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {k: [] for k in ("statuses", "used_at", "closed_after", "closed_at", "left_open",
-                                                 "connect_errors", "request_errors", "unexpected_bytes",
+                                                 "connect_errors", "request_errors", "unexpected_bytes", "hung_up",
                                                  "probes", "probe_failures", "sockets", "rss_kib")}
     stop = asyncio.Event()
     side = [asyncio.create_task(probe(port, stop, out)), asyncio.create_task(sample_sockets(pid, stop, out))]
     opening = asyncio.Semaphore(concurrency)
     await asyncio.sleep(1)  # a few probes before
-    await asyncio.gather(*(used_then_idle(port, 3 * keep_alive + 10, opening, out) for _ in range(connections)))
+    await asyncio.gather(*(used_then_idle(port, 3 * keep_alive + 10, opening, out, hang_up)
+                           for _ in range(connections)))
     await asyncio.sleep(1)  # the gateway's sockets after the last close
     stop.set()
     await asyncio.gather(*side)
@@ -154,7 +164,7 @@ def report(out: dict[str, list[Any]], connections: int, keep_alive: int, sockets
     return {
         "connections": connections, "keep_alive_timeout": keep_alive,
         "answered_200": out["statuses"].count(200), "other_status": len(out["statuses"]) - out["statuses"].count(200),
-        "closed_by_gateway": len(closed), "left_open": len(out["left_open"]),
+        "closed_by_gateway": len(closed), "closed_by_client": len(out["hung_up"]), "left_open": len(out["left_open"]),
         "connect_errors": out["connect_errors"][:5], "request_errors": out["request_errors"][:5],
         "close_after_s": {k: v if k == "n" or v is None else round(v / 1000, 3) for k, v in _ms_stats(closed).items()},
         "idle_phase_s": round(max(0.0, first_close - all_used), 3),
@@ -181,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--keep-alive", type=int, default=15, help="KEEP_ALIVE_TIMEOUT of the gateway (s)")
     parser.add_argument("--concurrency", type=int, default=16, help="connections being opened and used at once")
+    parser.add_argument("--hang-up", type=float, metavar="S",
+                        help="clients close their idle connection S s after the request (the gateway must "
+                             "release it then, not at the keep-alive timeout)")
     parser.add_argument("--json", help="write the figures here too")
     parser.add_argument("--workdir", help="gateway workdir (default: a temporary directory)")
     args = parser.parse_args(argv)
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     with run_gateway(workdir, settings) as gw:
         before = count_sockets(gw.pid)
         cpu_before = cpu_seconds(gw.pid)
-        out = asyncio.run(drive(gw.port, gw.pid, connections, args.concurrency, args.keep_alive))
+        out = asyncio.run(drive(gw.port, gw.pid, connections, args.concurrency, args.keep_alive, args.hang_up))
         cpu = cpu_seconds(gw.pid) - cpu_before
     result = report(out, connections, args.keep_alive, before)
     result["gateway_cpu_s"] = round(cpu, 3)
@@ -201,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
-    ok = (result["left_open"] == 0 and not out_failed(result)
-          and result["closed_by_gateway"] == result["answered_200"] == connections)
+    closed = result["closed_by_client"] if args.hang_up is not None else result["closed_by_gateway"]
+    released = args.hang_up is None or result["gateway_sockets"]["end"] <= result["gateway_sockets"]["before"] + 2
+    ok = (result["left_open"] == 0 and not out_failed(result) and released
+          and closed == result["answered_200"] == connections)
     print("idle connections: " + ("ok" if ok else "FAILED"))
     return 0 if ok else 1
 
