@@ -4,7 +4,6 @@ tells whom, reflected values in errors."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -51,13 +50,6 @@ def test_readyz_says_only_ready_without_the_admin_key(gw: RunningGateway) -> Non
         assert response.json() == {"ready": True, "draining": False}
     detail = gw.readyz().json()  # with the admin key
     assert detail["instances"][0]["pid"] > 0 and detail["instances"][0]["ws_port"] > 0
-
-
-def test_readyz_without_an_admin_key_configured_never_shows_detail(tmp_path: Path) -> None:
-    with run_gateway(tmp_path, env={"ADMIN_KEY": ""}) as gw:
-        for headers in ({}, {"Authorization": "Bearer x"}, {"x-api-key": ""}):
-            response = httpx.get(f"{gw.url}/readyz", headers=headers, timeout=5)
-            assert response.json() == {"ready": True, "draining": False}
 
 
 @pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages"])

@@ -165,3 +165,22 @@ async def test_an_idle_connection_the_client_closes_is_released_at_once(clock: t
             await trio.sleep(0.1)
             # released now, not when the keep-alive timer would fire (hypercorn alone: KEEP_ALIVE * 2/3 later)
             assert len(connections) == 0
+
+
+async def test_access_log_false_writes_no_access_line(caplog: pytest.LogCaptureFixture) -> None:
+    for enabled in (True, False):
+        caplog.clear()
+        client = create_app(Settings(access_log=enabled)).test_client()
+        with caplog.at_level("INFO", logger="trio_lingma.access"):
+            assert (await client.get("/healthz", headers={"x-request-id": "rid-1"})).status_code == 200
+        lines = [r.getMessage() for r in caplog.records if r.name == "trio_lingma.access"]
+        assert lines == ([lines[0]] if enabled else [])
+        if enabled:
+            assert lines[0].startswith("GET /healthz 200 ") and lines[0].endswith("ms")
+
+
+async def test_readyz_without_an_admin_key_configured_never_shows_detail() -> None:
+    client = create_app(Settings(admin_key="")).test_client()  # not serving: no instance is ready
+    for headers in ({}, {"Authorization": "Bearer x"}, {"x-api-key": ""}):
+        response = await client.get("/readyz", headers=headers)
+        assert response.status_code == 503 and await response.get_json() == {"ready": False, "draining": False}
