@@ -245,7 +245,9 @@ def release_on_eof() -> None:
 
     async def _read_data(self: Any) -> None:
         await read_data(self)
-        await self.idle_task.stop()
+        idle_task = getattr(self, "idle_task", None)  # hypercorn 0.18's TrioSingleTask
+        if idle_task is not None:
+            await idle_task.stop()
 
     _read_data.releases_on_eof = True  # type: ignore[attr-defined]
     TCPServer._read_data = _read_data  # type: ignore[method-assign]
