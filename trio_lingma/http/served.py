@@ -156,7 +156,7 @@ class ServedApp:
         try:
             await self._app(scope, receive, _Sender(send, exchange))
         finally:
-            if self._access_log:
+            if self._access_log and access_log.isEnabledFor(logging.INFO):
                 access_log.info("%s", format_line(exchange, time.perf_counter() - started))
 
     def _refusal(self, scope: Mapping[str, Any]) -> tuple[GatewayError | None, frozenset[str]]:
