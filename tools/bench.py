@@ -151,7 +151,10 @@ def quiet(gw: Gateway, timeout: float = 10) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     ready: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        ready = gw.readyz()
+        try:
+            ready = gw.readyz()
+        except OSError:  # busy tearing down thousands of streams: ask again
+            continue
         busy = ready["in_flight"] or ready["queued"] or any(
             i["in_flight"] or i["waiting"] for i in ready["instances"])
         if not busy:
