@@ -5,6 +5,7 @@ ends its connection, and MAX_CONNECTIONS caps the connections served at once."""
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 from .e2e_support import API_KEY, RunningGateway, run_gateway
 
 KEEP_ALIVE = 1
+SEND_TIMEOUT = 2
 HYPERCORN = [sys.executable, "-m", "hypercorn", "--worker-class", "trio", "--bind", "127.0.0.1:{port}",
              "--keep-alive", str(KEEP_ALIVE), "trio_lingma.asgi:app"]
 
@@ -23,7 +25,7 @@ HYPERCORN = [sys.executable, "-m", "hypercorn", "--worker-class", "trio", "--bin
 @pytest.fixture(scope="module", params=["serve", "hypercorn"])
 def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     argv = HYPERCORN if request.param == "hypercorn" else None
-    env = {"KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE), "MAX_CONNECTIONS": "6"}
+    env = {"KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE), "MAX_CONNECTIONS": "6", "SEND_TIMEOUT": str(SEND_TIMEOUT)}
     with run_gateway(tmp_path_factory.mktemp(request.param), env=env, argv=argv) as gateway:
         yield gateway
 
@@ -98,6 +100,22 @@ def test_an_error_before_the_body_was_read_ends_the_connection(gw: RunningGatewa
         assert status == 401 and headers["connection"] == "close"
         waited = _seconds_to_eof(sock, 5)
         assert waited is not None and waited < KEEP_ALIVE / 2
+
+
+def test_a_client_that_stops_reading_a_stream_is_dropped_after_send_timeout(gw: RunningGateway) -> None:
+    body = json.dumps({"model": "qwen3-coder", "stream": True,
+                       "messages": [{"role": "user", "content": "[sim long chunks=20000] go"}]}).encode()
+    with _connect(gw) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(_request("POST", "/v1/chat/completions", f"Authorization: Bearer {API_KEY}",
+                              "Content-Type: application/json", body=body))
+        assert sock.recv(12) == b"HTTP/1.1 200"
+        started = time.monotonic()  # ...and never read again: the stream stalls on a full window
+        while gw.readyz().json()["in_flight"] and time.monotonic() - started < 20:
+            time.sleep(0.2)
+        freed = time.monotonic() - started
+        assert gw.readyz().json()["in_flight"] == 0
+        assert SEND_TIMEOUT * 0.8 < freed < SEND_TIMEOUT * 4, freed  # not at once, not never
 
 
 def test_max_connections_answers_503_on_new_connections_until_one_closes(gw: RunningGateway) -> None:

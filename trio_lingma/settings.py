@@ -84,6 +84,7 @@ class Settings:
     body_timeout: float = _f(60.0, "BODY_TIMEOUT", "seconds a client may take to send its body")
     sse_ping_interval: float = _f(15.0, "SSE_PING_INTERVAL", "seconds of upstream silence before a keep-alive")
     keep_alive_timeout: int = _f(15, "KEEP_ALIVE_TIMEOUT", "whole seconds an idle client connection is kept open")
+    send_timeout: float = _f(60.0, "SEND_TIMEOUT", "seconds a client may leave a response unread before it is dropped")
     max_connections: int = _f(0, "MAX_CONNECTIONS", "client connections served at once; 0 = from the open-file limit")
     log_level: str = _f("INFO", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
     log_format: str = _f("plain", "LOG_FORMAT", "plain or json")
@@ -144,7 +145,7 @@ class Settings:
                  "DEBUG, INFO, WARNING or ERROR")
         for name in ("start_timeout", "ping_interval", "ping_timeout", "first_token_timeout",
                      "idle_timeout", "request_timeout", "drain_timeout", "body_timeout", "sse_ping_interval",
-                     "restart_initial", "queue_timeout", "session_ttl"):
+                     "restart_initial", "queue_timeout", "session_ttl", "send_timeout"):
             env = attrs.fields_dict(type(self))[name].metadata["env"]
             _require(getattr(self, name) > 0, env, "a number of seconds > 0")
         _require(self.stop_grace >= 0, "LINGMA_STOP_GRACE", "a number of seconds >= 0")

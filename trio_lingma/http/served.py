@@ -23,7 +23,8 @@ does not block.
 A second gap shows once the timer runs: hypercorn's trio ``TCPServer`` keeps a connection's
 task, and its socket, until the keep-alive timer fires even when the client closed the idle
 connection (its asyncio worker stops the timer in ``_close``); ``install`` makes the end of the
-read loop stop the timer (:func:`release_on_eof`), so a closed connection is released at once.
+read loop stop the timer (:func:`patch_tcp_server`), so a closed connection is released at once.
+The same patch bounds writes to a client that stopped reading (``SEND_TIMEOUT``).
 
 Theory of operation: counting connections
 -----------------------------------------
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any, cast
@@ -66,7 +68,7 @@ from ..observability.access import log as access_log
 from ..observability.logs import new_request_id, set_request_id
 from ..settings import Settings, is_loopback
 
-__all__ = ["ConnectionStatistics", "ConnectionTable", "ServedApp", "connection_limit", "install", "release_on_eof"]
+__all__ = ["ConnectionStatistics", "ConnectionTable", "ServedApp", "connection_limit", "install", "patch_tcp_server"]
 
 log = logging.getLogger(__name__)
 
@@ -229,33 +231,57 @@ def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
     return None
 
 
-def release_on_eof() -> None:
-    """Make hypercorn's trio ``TCPServer`` stop its keep-alive timer when its read loop ends
-    (the client closed, or the connection broke): nothing is left to time out, and the timer
-    would hold the connection's task and socket until it fired. Idempotent; a hypercorn
-    without ``TCPServer._read_data``/``idle_task`` (not 0.18) is left alone, with a warning."""
+def patch_tcp_server(send_timeout: float) -> None:
+    """Two fixes to hypercorn 0.18's trio ``TCPServer``, made where its read loop starts and ends
+    (the one place an idle connection's socket and end are in reach; ASGI sees neither):
+
+    * release on EOF: when the read loop ends (the client closed, or the connection broke) the
+      keep-alive timer is stopped — nothing is left to time out, and the timer would hold the
+      connection's task and socket until it fired (hypercorn's asyncio worker stops it in
+      ``_close``);
+    * send timeout: the socket gets ``TCP_USER_TIMEOUT`` = ``send_timeout`` (Linux), so a client
+      that stops reading a response loses its connection once nothing was acknowledged for that
+      long — hypercorn shields its socket writes, so no deadline of ours could end such a write,
+      and the request would hold its capacity ticket for as long as the client liked.
+
+    Idempotent (a later call only changes the timeout); a hypercorn without
+    ``TCPServer._read_data`` is left alone, with a warning."""
     from hypercorn.trio.tcp_server import TCPServer
 
     read_data = getattr(TCPServer, "_read_data", None)
-    if read_data is None or getattr(read_data, "releases_on_eof", False):
-        if read_data is None:
-            log.warning("hypercorn's trio TCPServer has no _read_data: closed idle connections are "
-                        "released only when KEEP_ALIVE_TIMEOUT passes")
+    if read_data is None:
+        log.warning("hypercorn's trio TCPServer has no _read_data: closed idle connections are released "
+                    "only after KEEP_ALIVE_TIMEOUT, and SEND_TIMEOUT is not applied")
+        return
+    if hasattr(read_data, "send_timeout"):
+        read_data.send_timeout = send_timeout
         return
 
     async def _read_data(self: Any) -> None:
+        _set_user_timeout(self.stream, _read_data.send_timeout)  # type: ignore[attr-defined]
         await read_data(self)
         idle_task = getattr(self, "idle_task", None)  # hypercorn 0.18's TrioSingleTask
         if idle_task is not None:
             await idle_task.stop()
 
-    _read_data.releases_on_eof = True  # type: ignore[attr-defined]
+    _read_data.send_timeout = send_timeout  # type: ignore[attr-defined]
     TCPServer._read_data = _read_data  # type: ignore[method-assign]
+
+
+def _set_user_timeout(stream: Any, seconds: float) -> None:
+    sock = getattr(getattr(stream, "transport_stream", stream), "socket", None)  # TLS or plain
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if sock is None or option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, int(seconds * 1000))
+    except OSError:
+        pass  # not a TCP socket after all: nothing to bound
 
 
 def install(app: QuartTrio, settings: Settings) -> ServedApp:
     """Wrap ``app``'s ASGI callable and add the hooks that act on the layer's decisions."""
-    release_on_eof()
+    patch_tcp_server(settings.send_timeout)
     connections = ConnectionTable(connection_limit(settings.max_connections))
     served = ServedApp(app.asgi_app, settings, connections)
     app.asgi_app = served  # type: ignore[method-assign]  # quart's documented middleware hook
