@@ -11,8 +11,15 @@ import trio_websocket
 
 from trio_lingma.backend.client import LingmaClient
 from trio_lingma.backend.legacy import LegacyConnection
-from trio_lingma.backend.transport import MemoryTransport, TransportClosed, _closed, memory_transport_pair
-from trio_lingma.errors import MessageTooLarge, UpstreamClosed, UpstreamFailed, UpstreamTimeout
+from trio_lingma.backend.transport import (
+    MemoryTransport,
+    TransportClosed,
+    _closed,
+    describe_close,
+    is_message_refused,
+    memory_transport_pair,
+)
+from trio_lingma.errors import MessageRefused, MessageTooLarge, UpstreamClosed, UpstreamFailed, UpstreamTimeout
 from trio_lingma.protocol import jsonrpc
 from trio_lingma.protocol.events import Finish, FinishReason, StreamError, TextDelta
 
@@ -340,3 +347,32 @@ async def test_pushes_queued_together_come_out_as_one_batch(link: tuple[LingmaCl
             ) as turn:
                 await trio.testing.wait_all_tasks_blocked()
                 assert await turn.receive() == [TextDelta(text=t) for t in "abc"]
+
+
+class _RefusingTransport:
+    """A runtime that drops the connection over a message too big for it (WebSocket 1009)."""
+
+    def __init__(self) -> None:
+        self.got_message = trio.Event()
+
+    async def send(self, text: str) -> None:
+        self.got_message.set()
+
+    async def send_many(self, texts: list[str]) -> None:
+        self.got_message.set()
+
+    async def receive(self) -> str:
+        await self.got_message.wait()
+        raise TransportClosed(describe_close(1009, "message too big"))
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_call_waiting_when_the_runtime_refuses_a_message_gets_message_refused(nursery: trio.Nursery) -> None:
+    client = LingmaClient(_RefusingTransport(), name="refusing")
+    nursery.start_soon(_serve_quietly, client)
+    with trio.fail_after(5), pytest.raises(MessageRefused, match="1009") as info:
+        await client.call("chat/ask", {"questionText": "big"})
+    assert isinstance(info.value, UpstreamClosed) and info.value.status == 502
+    assert not is_message_refused(describe_close(1006, None))

@@ -92,9 +92,13 @@ def test_a_runtime_that_drops_the_connection_anyway_gets_a_plain_error(
 ) -> None:
     """The gateway's limit set above the runtime's: the runtime closes with 1009; the body says
     so in words (never ``CloseReason<…>``) and points at the setting."""
-    env = {"MAX_BODY_BYTES": str(8 * LIMIT), "LINGMA_ARGV": SIM_ARGV % LIMIT}
+    env = {"MAX_BODY_BYTES": str(8 * LIMIT), "LINGMA_ARGV": SIM_ARGV % LIMIT, "LINGMA_INSTANCES": "2"}
     with run_gateway(tmp_path_factory.mktemp("big-1009"), env=env) as gateway:
         response = _openai(gateway, TWO_MB)
         assert response.status_code == 502, response.text
-        message = response.json()["error"]["message"]
+        error = response.json()["error"]
+        assert error["code"] == "upstream_message_refused"
+        message = error["message"]
         assert "CloseReason" not in message and "1009" in message and "LINGMA_MAX_MESSAGE_BYTES" in message
+        gateway.wait_ready()
+        assert sorted(_restarts(gateway)) == [0, 1]  # not retried: the other instance lives on

@@ -17,6 +17,7 @@ __all__ = [
     "GatewayError",
     "InternalError",
     "InvalidRequest",
+    "MessageRefused",
     "MessageTooLarge",
     "ModelNotFound",
     "NotFound",
@@ -149,6 +150,13 @@ class UpstreamClosed(UpstreamError):
     """The runtime died or closed the connection mid-request."""
 
     code = "upstream_closed"
+
+
+class MessageRefused(UpstreamClosed):
+    """The runtime dropped the connection over a message too big for it (WebSocket 1009) while
+    this call waited: never retried elsewhere, where the same message would do the same."""
+
+    code = "upstream_message_refused"
 
 
 class UpstreamUnavailable(UpstreamError):

@@ -35,12 +35,12 @@ from typing import Any
 import attrs
 import trio
 
-from ..errors import MessageTooLarge, UpstreamClosed, UpstreamError, UpstreamFailed, UpstreamTimeout
+from ..errors import MessageRefused, MessageTooLarge, UpstreamClosed, UpstreamError, UpstreamFailed, UpstreamTimeout
 from ..protocol import jsonrpc
 from ..protocol.acp import update_request_id
 from ..protocol.legacy import followup_request, push_request_id, reply_to_server_request
 from .outbox import Outbox, OutboxClosed
-from .transport import Transport, TransportClosed
+from .transport import Transport, TransportClosed, is_message_refused
 
 __all__ = ["LingmaClient", "Prepared", "Push", "TURN_BUFFER"]
 
@@ -201,7 +201,8 @@ class LingmaClient:
 
     def _result(self, method: str, message: jsonrpc.Response | jsonrpc.ErrorResponse | None) -> Any:
         if message is None:
-            raise UpstreamClosed(f"{self.name}: {self._closed or 'connection closed'} during {method}")
+            closed = MessageRefused if is_message_refused(self._closed or "") else UpstreamClosed
+            raise closed(f"{self.name}: {self._closed or 'connection closed'} during {method}")
         if isinstance(message, jsonrpc.ErrorResponse):
             err = message.error
             raise UpstreamFailed(f"Lingma error {err.code} on {method}: {err.message}", param=str(err.code))

@@ -15,7 +15,9 @@ A request that fails before the upstream sent any content — ``chat/ask`` refus
 closed the connection, or the turn ended in an upstream error before its first event — is
 retried once on another READY instance (with a fresh session): the client has received no
 model output yet, so the retry is invisible to it. Timeouts are not retried (they already
-spent the client's patience).
+spent the client's patience), nor is a turn whose runtime dropped the connection over a message
+too big for it (:class:`~trio_lingma.errors.MessageRefused`, WebSocket 1009): another instance
+would drop it the same way.
 
 The stream never releases anything itself: the gateway's ``open_turn`` closes it in a
 ``finally``, which ends the turn (``chat/stop`` if unfinished, shielded and bounded), returns
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..errors import GatewayError, UpstreamClosed, UpstreamError, UpstreamTimeout, event_from_error
+from ..errors import GatewayError, MessageRefused, UpstreamClosed, UpstreamError, UpstreamTimeout, event_from_error
 from ..protocol.agent_tools import ToolBridge, ToolPresenter
 from ..protocol.client_tools import ClientToolTurn, fresh_question, offers_tools, reply_question
 from ..protocol.conversation import ChatRequest, ToolCall
@@ -180,7 +182,9 @@ class EventStream:
             except UpstreamError as exc:
                 await self.aclose(ok=False)
                 # a timed-out chat/ask already spent the first-token deadline (and was stopped)
-                if isinstance(exc, UpstreamTimeout) or not self._may_retry():
+                # a runtime that dropped the connection over a message too big for it (1009)
+                # would drop it on any instance
+                if isinstance(exc, (UpstreamTimeout, MessageRefused)) or not self._may_retry():
                     raise
 
     def _may_retry(self) -> bool:
@@ -255,6 +259,8 @@ class EventStream:
                 try:
                     return await self._attempt.turn.receive()
                 except GatewayError as exc:
+                    if isinstance(exc, MessageRefused):
+                        self._retries = 0  # elsewhere the same message would do the same
                     return [event_from_error(exc)]
         return [self._aborted] if self._aborted is not None else None
 

@@ -30,6 +30,7 @@ __all__ = [
     "MemoryTransport",
     "Transport",
     "TransportClosed",
+    "is_message_refused",
     "describe_close",
     "WebSocketTransport",
     "memory_transport_pair",
@@ -41,6 +42,12 @@ MAX_MESSAGE = 64 * 1024 * 1024
 
 class TransportClosed(Exception):
     """The other end went away (process died, socket closed)."""
+
+
+def is_message_refused(reason: str) -> bool:
+    """Whether a close described by :func:`describe_close` was the runtime refusing a message of
+    ours as too big (WebSocket 1009): the same message would be refused anywhere."""
+    return _REFUSED in reason
 
 
 class Transport(Protocol):
@@ -94,6 +101,9 @@ def _closed(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
     if close is None:
         return TransportClosed("connection closed")
     return TransportClosed(describe_close(close.code, close.reason))
+
+
+_REFUSED = f"(WebSocket code {int(CloseReason.MESSAGE_TOO_BIG)}"
 
 
 def describe_close(code: int, reason: str | None) -> str:
