@@ -191,5 +191,8 @@ def test_tool_bridge_setting_switches_the_representation(tmp_path, mode: str, va
         assert "read_file" in message.content and ECHO in message.content
         assert ("[tool result read_file: simulated contents of /project/a.py]" in message.content) is (
             variant in ACP_VARIANTS)
+        # the realistic runtime publishes its plan first: a text line only in this mode
+        assert ("[plan: read 2 file(s) (in_progress); answer (pending)]" in message.content) is (
+            variant in ACP_VARIANTS)
     else:
         assert message.content == ECHO

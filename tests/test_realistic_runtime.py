@@ -16,7 +16,7 @@ import trio
 from trio_lingma.backend.acp import initialize as acp_initialize
 from trio_lingma.backend.attach import attach_connector
 from trio_lingma.backend.client import LingmaClient
-from trio_lingma.backend.dialects import Connection, handshake
+from trio_lingma.backend.dialects import Connection, detect, handshake
 from trio_lingma.backend.discovery import DiscoveryError, RuntimeEndpoint, discover_runtime, parse_info
 from trio_lingma.backend.ipc import IpcTransport, open_ipc_transport
 from trio_lingma.errors import UpstreamClosed, UpstreamFailed, UpstreamUnavailable
@@ -47,6 +47,16 @@ def test_the_realistic_order_of_a_turn() -> None:
     assert labels[-2:] == ["context_usage", "chat_finish"]
     finish = acp_steps(plan, REALISTIC)[-1]
     assert isinstance(finish, Notify) and finish.params["update"]["data"]["fullAnswer"] == ""
+    agent = [_label(s) for s in acp_steps(plan_turn(Ask(request_id="R", session_id="S", question_text="[sim tools]")),
+                                          REALISTIC)]
+    assert agent.index("plan") == agent.index("tool_call") - 1
+
+
+async def test_auto_detection_finds_acp_on_a_realistic_runtime(realistic: SimulatorPorts, tmp_path: Path) -> None:
+    with trio.fail_after(10):
+        async with over_ipc(realistic) as client:
+            connection, found = await handshake(detect, client, str(tmp_path), timeout=5)
+            assert connection.name == "acp" and found.logged_in
 
 
 @pytest.fixture

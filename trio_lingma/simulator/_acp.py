@@ -21,7 +21,8 @@ as if it were a ``chat/ask`` and the plan is translated step by step (:func:`acp
 
 A profile (``_profile.py``) can change this to what real runtimes were seen doing:
 ``session/prompt`` answered at once, step callbacks and ``snapshot/syncAll`` first,
-``available_commands_update`` after ``session/new``, strict params, ``initialize`` versions.
+``available_commands_update`` after ``session/new``, a ``plan`` update before an agent turn's
+first tool, strict params, ``initialize`` versions.
 
 Updates are notifications carrying ``_meta["ai-coding/request-id"]``. The ``session/prompt``
 response is *deferred* until the turn is over: ``{"stopReason": "end_turn"}``, or
@@ -146,7 +147,17 @@ def acp_steps(plan: TurnPlan, profile: Profile = DEFAULT) -> tuple[Step, ...]:
     """The legacy plan of a turn, as the ACP runtime would stream it."""
     calls = {call.tool_call_id: call for step in plan.steps if isinstance(step, InvokeTools) for call in step.calls}
     steps = [out for step in plan.steps for out in _translate(plan, calls, step, profile)]
+    if calls and profile.side_pushes:  # an agent turn publishes its plan before its first tool
+        first = next(i for i, step in enumerate(steps) if "toolCallId" in getattr(step, "params", {}).get("update", {}))
+        steps.insert(first, _plan_update(plan, len(calls)))
     return tuple(_steps_first(plan, steps) if profile.steps_first else steps)
+
+
+def _plan_update(plan: TurnPlan, reads: int) -> Notify:
+    """A ``plan`` update as in QoderCN session replays (WE): ``entries`` of content/status/priority."""
+    entries = [{"content": f"read {reads} file(s)", "status": "in_progress", "priority": "high"},
+               {"content": "answer", "status": "pending", "priority": "medium"}]
+    return _update(plan, {"sessionUpdate": "plan", "entries": entries})
 
 
 def _is_step(step: Step, name: str) -> bool:

@@ -11,7 +11,8 @@ ways a gateway must survive, so ``--profile realistic-acp`` plays all of them at
 * ``steps_first``: ``chat/process_step_callback`` ``step_start`` *and* ``step_end`` come before
   the first answer chunk, followed by ``snapshot/syncAll`` and ``session/title/update`` [obs OC];
 * ``side_pushes``: ``session/update`` ``available_commands_update`` right after
-  ``session/new`` [obs OC];
+  ``session/new`` [obs OC], and a ``plan`` update before an agent turn's first tool call
+  [obs WE, in session replays; its place in a live turn is a guess];
 * ``strict_params``: params must be a JSON object, as the Go runtime decodes them into a struct
   (``json: cannot unmarshal array into Go value of type struct {}``) [obs OC], and a prompt
   without ``_meta["ai-coding/request-id"]`` fails with ``requestId is empty`` [obs OC];
