@@ -167,7 +167,8 @@ async def _run_prompt(client: LingmaClient, prompt: Prepared, stream: AcpTurnStr
             stream.settle(_Outcome(error=exc))
         except Exception as exc:  # a bug: still end the turn instead of crashing the run
             log.exception("%s: session/prompt task failed", client.name)
-            stream.settle(_Outcome(error=UpstreamError(f"internal error: {exc!r}")))
+            stream.settle(_Outcome(error=UpstreamError(f"the gateway failed waiting for session/prompt "
+                                                       f"({type(exc).__name__}; see its log)")))
         else:
             stream.settle(_Outcome(result=result))
 
@@ -300,7 +301,8 @@ class AcpConnection:
             raise
         session_id = acp.parse_session_id(result)
         if session_id is None:
-            raise UpstreamFailed(f"{client.name}: session/new returned no session id: {result!r}")
+            log.warning("%s: session/new returned no session id: %r", client.name, result)
+            raise UpstreamFailed(f"{client.name}: session/new returned no session id")
         self._models[session_id] = ""
         return session_id
 
