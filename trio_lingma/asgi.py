@@ -3,6 +3,11 @@
 ``hypercorn --worker-class trio trio_lingma.asgi:app`` (settings from the environment and
 ``.env``) or ``'trio_lingma.asgi:create_app()'``. ``app`` builds the real application on its
 first ASGI call (the lifespan startup in the worker), so importing this module starts nothing.
+
+hypercorn's CLI owns the listening sockets, so ``HOST``/``PORT`` and the start-up check "no
+API_KEYS on a non-loopback HOST" do not apply here; the app's ASGI layer (``http/served.py``)
+refuses instead each request that reached a non-loopback address without keys. Pass
+``--keep-alive $KEEP_ALIVE_TIMEOUT`` and ``--backlog 2048`` as the Containerfile does.
 """
 
 from __future__ import annotations
