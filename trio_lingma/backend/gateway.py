@@ -120,7 +120,7 @@ class Gateway:
                             queued=self.queue.queued, cache=self.sessions.statistics(),
                             simulator=self.settings.uses_simulator, mean_service=self.service.mean,
                             probe_failures=sum(i.probe_failures for i in self.instances),
-                            deleting=self.reaper.statistics().pending)
+                            deleting=self.reaper.statistics().pending, deleted=self.reaper.statistics().deleted)
 
     # -- lifecycle -----------------------------------------------------------------------
 

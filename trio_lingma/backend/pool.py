@@ -137,6 +137,8 @@ class PoolSnapshot:
     probe_failures: int = 0
     #: Upstream sessions waiting to be deleted or being deleted (the session reaper).
     deleting: int = 0
+    #: Upstream sessions the reaper deleted since start.
+    deleted: int = 0
 
     def __repr__(self) -> str:
         return (f"<Pool ready={self.ready}/{len(self.instances)} starting={self.starting} "
