@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from trio_lingma.errors import UpstreamClosed
 from trio_lingma.http.anthropic_api import StreamBody, _frame, stream_events
 from trio_lingma.protocol.anthropic import MessageStream
-from trio_lingma.protocol.events import Event, Finish, TextDelta, ThinkingDelta, Usage
+from trio_lingma.protocol.events import Event, Finish, FinishReason, TextDelta, ThinkingDelta, Usage
 
 from .anthropic_grammar import check_stream
 from .test_e2e_anthropic import parse_sse
@@ -125,14 +125,16 @@ def test_failure_before_message_start_is_still_a_well_formed_stream() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(deltas=st.lists(st.tuples(st.integers(0, 3), st.text(st.characters(exclude_categories=["Cs"]))),
-                       max_size=6))
-def test_pre_rendered_text_deltas_equal_the_encoded_events(deltas: list[tuple[int, str]]) -> None:
-    body = StreamBody("msg_x", "qwen3-coder", 15.0)
-    for index, text in deltas:
-        payload = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
-        item = ("content_block_delta", payload)
-        assert body._frame(item) == _frame(item)
-    other = ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                     "delta": {"type": "thinking_delta", "thinking": "hm"}})
-    assert body._frame(other) == _frame(other)
+@given(steps=st.lists(st.tuples(st.sampled_from(["text", "thinking"]),
+                                st.text(st.characters(exclude_categories=["Cs"]))), max_size=8))
+def test_rendered_text_deltas_equal_the_encoded_events(steps: list[tuple[str, str]]) -> None:
+    def stream() -> MessageStream:
+        return MessageStream(message_id="msg_x", model="m\n\"q\"", input_tokens=3)
+
+    fast, slow = stream(), stream()
+    fast.start(), slow.start()
+    events: list[Event] = [TextDelta(text=t) if kind == "text" else ThinkingDelta(text=t) for kind, t in steps]
+    events += [Usage(input_tokens=3, output_tokens=5), Finish(reason=FinishReason.STOP)]
+    for event in events:
+        rendered = b"".join(p if isinstance(p, bytes) else _frame(p) for p in fast.parts(event))
+        assert rendered == b"".join(_frame(p) for p in slow.feed(event))

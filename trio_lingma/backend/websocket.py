@@ -12,7 +12,7 @@ Here the reader task that calls :meth:`WebSocketClient.receive` parses whatever 
 message completed by it,
 concatenated: the JSON-RPC frame decoder reads ``Content-Length`` framing and does not care
 where WebSocket messages begin or end. :meth:`WebSocketClient.send_many` encodes several
-messages, each still its own masked WebSocket frame (one ``os.urandom`` for the batch's keys),
+messages, each still its own masked WebSocket frame (keys from a pool: one ``os.urandom`` per 1,024),
 and writes them with one ``send_all``. The opening handshake is HTTP/1.1 through h11.
 
 Control frames are answered in place (a ping gets its pong, a close its close), a message over
@@ -54,6 +54,7 @@ class WebSocketClient:
         self._closed: str | None = None  # why reading ended (a close frame says it best)
         self._write_failed: str | None = None
         self._close_sent = False
+        self._keys, self._key_at = b"", 0
 
     def __repr__(self) -> str:
         return f"<WebSocketClient closed={self._closed!r}>"
@@ -65,10 +66,15 @@ class WebSocketClient:
         """Each text as its own text frame, all in one write."""
         if self._closed is not None or self._write_failed is not None or self._close_sent:
             raise TransportClosed(self._closed or self._write_failed or "connection closed")
-        keys = os.urandom(4 * len(texts))
-        data = b"".join(wsframes.encode(wsframes.TEXT, text.encode("utf-8"), keys[4 * i: 4 * i + 4])
-                        for i, text in enumerate(texts))
+        data = b"".join(wsframes.encode(wsframes.TEXT, text.encode("utf-8"), self._key()) for text in texts)
         await self._write(data)
+
+    def _key(self) -> bytes:
+        """A fresh masking key, from a pool drawn 1,024 keys at a time (one syscall, not one per frame)."""
+        if self._key_at >= len(self._keys):
+            self._keys, self._key_at = os.urandom(4096), 0
+        self._key_at += 4
+        return self._keys[self._key_at - 4: self._key_at]
 
     async def receive(self) -> str:
         """The text of every message completed by the next read (at least one)."""
@@ -104,7 +110,7 @@ class WebSocketClient:
         if opcode in (wsframes.TEXT, wsframes.BINARY):
             texts.append(payload.decode("utf-8", "replace"))
         elif opcode == wsframes.PING:
-            await self._write(_control(wsframes.PONG, payload))
+            await self._write(wsframes.encode(wsframes.PONG, payload, self._key()))
         elif opcode == wsframes.CLOSE:
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             self._closed = describe_close(code, payload[2:].decode("utf-8", "replace"))  # first: the why
@@ -127,7 +133,8 @@ class WebSocketClient:
 
     async def _send_close(self, code: int, reason: str) -> None:
         self._close_sent = True
-        await self._write(_control(wsframes.CLOSE, code.to_bytes(2, "big") + reason.encode("utf-8")[:123]))
+        payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
+        await self._write(wsframes.encode(wsframes.CLOSE, payload, self._key()))
 
     async def _read(self) -> bytes:
         try:
@@ -144,10 +151,6 @@ class WebSocketClient:
             # Not _closed: the reader may still find the peer's close frame, which says why.
             self._write_failed = self._write_failed or f"connection closed: {exc}"
             raise TransportClosed(self._closed or self._write_failed) from None
-
-
-def _control(opcode: int, payload: bytes) -> bytes:
-    return wsframes.encode(opcode, payload, os.urandom(4))
 
 
 async def connect(stream: trio.abc.Stream, host: str, resource: str, *, max_message: int) -> WebSocketClient:

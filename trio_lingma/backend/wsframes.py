@@ -5,9 +5,9 @@ Theory of operation
 At streaming rates the runtime sends one small text frame per push and we answer each with one,
 so per-frame cost is per-event cost (issue 15). This module does the little the client role
 needs, with no extensions negotiated: :func:`encode` makes one masked frame (§5.3: a client masks
-every frame; the caller passes the 4-byte key, so keys for a whole batch come from one
-``os.urandom``), and :class:`FrameReader` turns received bytes into whole messages and control
-frames. It enforces what a client must: server frames unmasked, no RSV bits, control frames short
+every frame; the caller passes the 4-byte key, so keys can come from a pool instead of one
+``os.urandom`` syscall per frame), and :class:`FrameReader` turns received bytes into whole
+messages and control frames. It enforces what a client must: server frames unmasked, no RSV bits, control frames short
 and unfragmented, continuation frames only inside a fragmented message, and a message size
 limit; a violation raises :class:`ProtocolViolation` with the close code to send (1002, 1009).
 """

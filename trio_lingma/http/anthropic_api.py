@@ -93,23 +93,26 @@ async def stream_events(
     ``ping`` after every ``heartbeat`` seconds of upstream silence."""
     async for batch in stream_batches(stream, messages, heartbeat=heartbeat):
         for item in batch:
+            assert not isinstance(item, bytes)  # only rendered batches carry frames
             yield item
 
 
 async def stream_batches(
-    stream: TurnEvents, messages: MessageStream, *, heartbeat: float
-) -> AsyncIterator[list[SseEvent]]:
-    """:func:`stream_events` grouped by what is ready together (one write per group)."""
+    stream: TurnEvents, messages: MessageStream, *, heartbeat: float, rendered: bool = False
+) -> AsyncIterator[list[SseEvent | bytes]]:
+    """:func:`stream_events` grouped by what is ready together (one write per group); with
+    ``rendered``, text deltas come as their finished SSE frames (``MessageStream.parts``)."""
+    feed = messages.parts if rendered else messages.feed
     yield [*messages.start(), messages.ping()]
     while not stream.ended:
         events = await stream.receive(heartbeat=heartbeat)
         if not events and not stream.ended:
             yield [messages.ping()]
-        batch = [item for event in events for item in messages.feed(event)]
+        batch = [item for event in events for item in feed(event)]
         if batch:
             yield batch
     if not messages.done:  # the core promises a terminal event; never leave the client hanging
-        yield messages.feed(event_from_error(InternalError("the turn ended without a finish event")))
+        yield [*messages.feed(event_from_error(InternalError("the turn ended without a finish event")))]
 
 
 def _executed_tools() -> anthropic.ExecutedTools:
@@ -133,25 +136,13 @@ class StreamBody:
         self._heartbeat = heartbeat
         self._executed_tools = executed_tools
         self._messages: MessageStream | None = None
-        self._text_frame: tuple[int, sse.Template] | None = None
 
     async def render(self, stream: TurnEvents) -> AsyncIterator[bytes]:
         # input_tokens: the number the core counted for this turn (count_input_tokens).
         self._messages = MessageStream(message_id=self._message_id, model=self._model,
                                        input_tokens=stream.input_tokens, executed_tools=self._executed_tools)
-        async for batch in stream_batches(stream, self._messages, heartbeat=self._heartbeat):
-            yield b"".join(self._frame(item) for item in batch)
-
-    def _frame(self, item: SseEvent) -> bytes:
-        """A text delta fills a frame pre-rendered per block index (the stream's hot path)."""
-        name, payload = item
-        if name == "content_block_delta" and payload["delta"]["type"] == "text_delta":
-            index = payload["index"]
-            if self._text_frame is None or self._text_frame[0] != index:
-                slot = {**payload, "delta": {"type": "text_delta", "text": sse.Template.SLOT}}
-                self._text_frame = (index, sse.Template(slot, event=name))
-            return self._text_frame[1].render(payload["delta"]["text"])
-        return _frame(item)
+        async for batch in stream_batches(stream, self._messages, heartbeat=self._heartbeat, rendered=True):
+            yield b"".join(item if isinstance(item, bytes) else _frame(item) for item in batch)
 
     def on_error(self, exc: GatewayError) -> bytes:
         """Close the open block and end with an ``error`` event (after headers were sent)."""

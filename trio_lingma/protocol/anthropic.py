@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from ..errors import GatewayError, InternalError, error_from_event
+from . import sse
 from .anthropic_request import BILLING_HEADER_PREFIX, parse_count_tokens_request, parse_messages_request
 from .conversation import ChatRequest
 from .events import (
@@ -109,6 +110,7 @@ class MessageStream:
         self._open_tool: str | None = None  # id of the open tool_use block
         self._signature = hashlib.sha256()
         self._usage: Usage | None = None
+        self._text_frame: tuple[int, sse.Template] | None = None  # (block index, its text delta frame)
 
     def start(self) -> list[SseEvent]:
         """The single ``message_start`` event."""
@@ -156,6 +158,17 @@ class MessageStream:
             case StreamError():
                 return self._error(event)
         raise TypeError(f"not an internal event: {event!r}")
+
+    def parts(self, event: Event) -> list[SseEvent | bytes]:
+        """:meth:`feed`, except that a text delta into the open text block comes as its SSE frame,
+        rendered from a template made once per block (the stream's hot path: no dicts, no JSON)."""
+        if type(event) is TextDelta and event.text and self._open == "text" and not self.done:
+            index = self._next_index - 1
+            if self._text_frame is None or self._text_frame[0] != index:
+                name, payload = self._delta({"type": "text_delta", "text": sse.Template.SLOT})
+                self._text_frame = (index, sse.Template(payload, event=name))
+            return [self._text_frame[1].render(event.text)]
+        return [*self.feed(event)]
 
     # -- blocks
 
