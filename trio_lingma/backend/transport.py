@@ -1,8 +1,8 @@
 """The transport seam under the Lingma client: text frames in, text frames out.
 
 :func:`open_websocket_transport` is the real one: it opens the TCP stream itself (so it can
-always close it) and speaks WebSocket with :class:`~.websocket.WebSocketClient` (our own
-framing: batched writes and reads, issue 15). :class:`WebSocketTransport` wraps a
+always close it) and speaks WebSocket with :class:`~.websocket.WebSocketClient` (wsproto
+driven directly: batched writes and reads, issue 15). :class:`WebSocketTransport` wraps a
 trio-websocket connection (tests drive the simulator with it); :func:`memory_transport_pair`
 connects two in-memory ends so client tests need no socket or process. Closing errors are
 translated here, at the boundary, into :class:`TransportClosed`.
