@@ -353,7 +353,9 @@ async def test_prompt_response_alone_ends_the_turn_after_queued_updates(
             nursery.start_soon(_serve_one_turn_without_finish, server)
             async with dialect.open_turn(**_turn_kw("r1")) as turn:
                 await trio.testing.wait_all_tasks_blocked()
-                events = await _drain(turn)
+                first = await turn.receive()  # everything queued comes as one batch
+                events = first + await _drain(turn)
+    assert first[:2] == [TextDelta(text="a"), TextDelta(text="b")]
     assert events == [TextDelta(text="a"), TextDelta(text="b"), Finish()]
 
 

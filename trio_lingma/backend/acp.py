@@ -50,7 +50,7 @@ from ..protocol import acp
 from ..protocol.events import Event
 from ..protocol.jsonrpc import METHOD_NOT_FOUND
 from .cleanup import shielded_cleanup
-from .client import LingmaClient, Prepared, Push
+from .client import LingmaClient, Prepared, Push, take_queued
 
 __all__ = ["AcpConnection", "AcpTurnStream", "DialectMismatch", "initialize", "initialize_versions",
            "is_method_missing"]
@@ -125,6 +125,7 @@ class AcpTurnStream:
                 events = self._end_from_outcome()
             elif isinstance(push, Push):
                 events = self._turn.feed(push.method, push.params)
+                events += take_queued(self._pushes, self._turn.feed, lambda: self._turn.finished)
             else:
                 continue  # woken by the prompt's outcome: drain, then apply it
             if events:

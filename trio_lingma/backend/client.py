@@ -38,11 +38,12 @@ import trio
 from ..errors import MessageRefused, MessageTooLarge, UpstreamClosed, UpstreamError, UpstreamFailed, UpstreamTimeout
 from ..protocol import jsonrpc
 from ..protocol.acp import update_request_id
+from ..protocol.events import Event
 from ..protocol.legacy import followup_request, push_request_id, reply_to_server_request
 from .outbox import Outbox, OutboxClosed
 from .transport import Transport, TransportClosed, is_message_refused
 
-__all__ = ["LingmaClient", "Prepared", "Push", "TURN_BUFFER"]
+__all__ = ["LingmaClient", "Prepared", "Push", "TURN_BUFFER", "take_queued"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,21 @@ class Push:
 
     method: str
     params: Any
+
+
+def take_queued(pushes: trio.MemoryReceiveChannel[Push], feed: Callable[[str, Any], list[Event]],
+                finished: Callable[[], bool]) -> list[Event]:
+    """The events of every push already queued (until the turn finishes), without waiting: a
+    consumer that fell behind catches up with one write instead of one per push. A broken
+    channel shows at the caller's next ``receive``, after these events."""
+    events: list[Event] = []
+    while not finished():
+        try:
+            push = pushes.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            break
+        events += feed(push.method, push.params)
+    return events
 
 
 @attrs.frozen

@@ -24,7 +24,7 @@ from ..errors import UpstreamError, UpstreamFailed, UpstreamTimeout
 from ..protocol.events import Event
 from ..protocol.legacy import LegacyTurn, ask_accepted, ask_params, initialize_params
 from .cleanup import shielded_cleanup
-from .client import LingmaClient
+from .client import LingmaClient, take_queued
 
 __all__ = ["LegacyConnection", "TurnStream", "initialize"]
 
@@ -59,12 +59,7 @@ class TurnStream:
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 raise self._client.turn_lost() from None
             events = self._turn.feed(push.method, push.params)
-            while not self._turn.finished:
-                try:
-                    push = self._pushes.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                    break  # a broken channel shows at the next receive, after these events
-                events += self._turn.feed(push.method, push.params)
+            events += take_queued(self._pushes, self._turn.feed, lambda: self._turn.finished)
             if events:
                 return events
 
