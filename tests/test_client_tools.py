@@ -262,6 +262,7 @@ _TEXT = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
 _OUTPUT = st.lists(st.one_of(_GOOD, _ANY_CALL, _TEXT, st.text(max_size=10)), max_size=6).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_OUTPUT, st.lists(st.integers(0, 400), max_size=25), st.booleans())
 def test_any_split_gives_the_same_text_calls_and_problem(text: str, cuts: list[int], incremental: bool) -> None:
@@ -270,6 +271,7 @@ def test_any_split_gives_the_same_text_calls_and_problem(text: str, cuts: list[i
     assert _run(text, list(range(len(text))), incremental=incremental) == whole
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(_OUTPUT, st.lists(st.integers(0, 400), max_size=10))
 def test_every_emitted_valid_call_carries_its_validated_arguments(text: str, cuts: list[int]) -> None:

@@ -158,6 +158,7 @@ def test_max_connections_answers_503_on_new_connections_until_one_closes(gw: Run
             sock.close()
 
 
+@pytest.mark.slow
 def test_the_idle_connections_tool_runs_small(tmp_path: Path) -> None:
     import subprocess
 

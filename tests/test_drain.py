@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .e2e_support import API_KEY, RunningGateway, run_gateway, simulator_pids
 
@@ -34,6 +35,7 @@ def _stream_in_thread(gw: RunningGateway, content: str) -> tuple[threading.Threa
     return thread, lines, first
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_stream_finish_refuses_new_work_and_exits_0(tmp_path: Path) -> None:
     with run_gateway(tmp_path, env={"DRAIN_TIMEOUT": "20"}) as gw:
         thread, lines, first = _stream_in_thread(gw, "[sim slow delay=0.25] " + "q" * 60)

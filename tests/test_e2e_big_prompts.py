@@ -79,6 +79,7 @@ def test_a_prompt_under_the_limit_still_goes_through(gw: RunningGateway) -> None
     assert response.json()["content"][0]["text"] == "chunk 0 chunk 1 "
 
 
+@pytest.mark.slow
 def test_with_a_higher_limit_a_two_megabyte_prompt_succeeds(tmp_path_factory: pytest.TempPathFactory) -> None:
     with run_gateway(tmp_path_factory.mktemp("big-ok"), env={"MAX_BODY_BYTES": str(8 * LIMIT)}) as gateway:
         response = _openai(gateway, TWO_MB)

@@ -188,6 +188,7 @@ def test_keepalive_comments_during_silence(gw: RunningGateway) -> None:
     assert lines[-1] == "data: [DONE]"
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_runtime_fails_cleanly_and_recovers(tmp_path: Path) -> None:
     with run_gateway(tmp_path) as gw:
         body = {"model": "qwen3-coder", "stream": True,
@@ -216,6 +217,7 @@ def test_sigkill_of_the_runtime_fails_cleanly_and_recovers(tmp_path: Path) -> No
     assert simulator_pids(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_hypercorn_worker_class_trio(tmp_path: Path) -> None:
     argv = ["hypercorn", "--worker-class", "trio", "--bind", "127.0.0.1:{port}", "trio_lingma.asgi:app"]
     argv[0] = str(Path(os.sys.executable).with_name("hypercorn"))

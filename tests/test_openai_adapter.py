@@ -565,6 +565,7 @@ _BODY = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(_JSON, _BODY))
 def test_any_json_parses_or_fails_with_invalid_request(value: Any) -> None:

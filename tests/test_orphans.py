@@ -16,6 +16,7 @@ from .e2e_support import run_gateway, simulator_pids, wait_for
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 
 
+@pytest.mark.slow
 def test_runtimes_die_with_a_sigkilled_gateway(tmp_path: Path) -> None:
     with run_gateway(tmp_path, env={"LINGMA_INSTANCES": "2"}) as gw:
         workroot = tmp_path / "instances"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
 
@@ -16,6 +18,7 @@ def run_tool(args: list[str], timeout: float) -> subprocess.CompletedProcess[str
                           timeout=timeout, check=False)
 
 
+@pytest.mark.slow
 def test_bench_quick(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = run_tool([str(TOOLS / "bench.py"), "--quick", "--json", str(out),
@@ -31,6 +34,7 @@ def test_bench_quick(tmp_path: Path) -> None:
     assert "added TTFT" in done.stdout and "leak checks: ok" in done.stdout
 
 
+@pytest.mark.slow
 def test_chaos_small(tmp_path: Path) -> None:
     out = tmp_path / "chaos.json"
     done = run_tool([str(TOOLS / "chaos.py"), "--requests", "150", "--concurrency", "12",
@@ -46,6 +50,7 @@ def test_chaos_small(tmp_path: Path) -> None:
     assert "why requests did not succeed" in done.stdout
 
 
+@pytest.mark.slow
 def test_soak_small(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     done = run_tool([str(TOOLS / "soak.py"), "--requests", "240", "--concurrency", "8", "--cache-size", "16",

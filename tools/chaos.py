@@ -251,7 +251,10 @@ def pool_checks(gw: Gateway) -> list[tuple[str, bool, str]]:
         busy = r["in_flight"] or r["queued"] or any(i["in_flight"] or i["waiting"]
                                                      for i in r["instances"])
         ready = all(i["state"] == "ready" for i in r["instances"])
-        return None if busy or not ready else r
+        # the last SIGKILL may not be noticed yet (the killed pid still shows as ready): settled
+        # means the live simulator processes are the instances' pids too
+        settled = set(simulator_pids(gw.workdir)) == {i["pid"] for i in r["instances"]}
+        return None if busy or not ready or not settled else r
     ready = wait_until(quiet, 20) or gw.readyz()
     status = gw.get("/admin/status", admin=True)[1]
     in_flight = [i["in_flight"] for i in ready["instances"]]
