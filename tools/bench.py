@@ -186,11 +186,11 @@ def ceiling(args: argparse.Namespace) -> dict[str, Any]:
 def latency_table(gw: Gateway, ports: list[int], args: argparse.Namespace,
                   c: int) -> list[dict[str, Any]]:
     n, d = args.requests, args.duration
-    ws_load(ports, PROMPT, concurrency=c, requests=min(n, 300), duration=1)  # warm-up
+    ws_load(ports, PROMPT, concurrency=c, requests=min(n, 300), duration=args.warmup)  # warm-up
     base = keep_raw(ws_load(ports, PROMPT, concurrency=c, requests=n, duration=d))
     rows = []
     for kind in KINDS:
-        http_load(gw.port, kind, PROMPT, concurrency=c, requests=min(n, 300), duration=1,
+        http_load(gw.port, kind, PROMPT, concurrency=c, requests=min(n, 300), duration=args.warmup,
                   procs=args.procs)
         rows.append(finish(http_load(gw.port, kind, PROMPT, concurrency=c, requests=n,
                                      duration=d, procs=args.procs, pid=gw.pid), base))
@@ -222,14 +222,14 @@ def short_costs(gw: Gateway, args: argparse.Namespace) -> list[dict[str, Any]]:
     next to the trivial-route floor (hypercorn + quart-trio, ``_floor.py``) in the same run."""
     n, d = min(args.requests, 2000), args.duration
     with floor_server() as (pid, port):
-        http_load(port, "openai", PROMPT, concurrency=1, requests=min(n, 200), duration=1)  # warm-up
+        http_load(port, "openai", PROMPT, concurrency=1, requests=min(n, 200), duration=args.warmup)  # warm-up
         with syscalls(pid) as counted:
             floor = http_load(port, "openai", PROMPT, concurrency=1, requests=n, duration=d, pid=pid)
     floor_ms = floor["gateway_cpu_ms_per_req"]
     rows = [{"kind": "trivial-route floor", "cpu_ms_per_req": floor_ms,
              "syscalls_per_req": per(counted["syscalls"], floor["ok"]), "req_per_s": floor["req_per_s"]}]
     for kind in ("openai", "anthropic"):
-        http_load(gw.port, kind, PROMPT, concurrency=1, requests=min(n, 200), duration=1)  # warm-up
+        http_load(gw.port, kind, PROMPT, concurrency=1, requests=min(n, 200), duration=args.warmup)  # warm-up
         with syscalls(gw.pid) as counted:
             row = http_load(gw.port, kind, PROMPT, concurrency=1, requests=n, duration=d, pid=gw.pid)
         ms = row["gateway_cpu_ms_per_req"]
@@ -242,7 +242,8 @@ def short_costs(gw: Gateway, args: argparse.Namespace) -> list[dict[str, Any]]:
 def scaling(gw: Gateway, ports: list[int], instances: int,
             args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
-    http_load(gw.port, "openai", PROMPT, concurrency=4, requests=100, duration=1)  # warm-up
+    http_load(gw.port, "openai", PROMPT, concurrency=4, requests=min(args.requests, 100),
+              duration=args.warmup)  # warm-up
     for c in args.scale_concurrency:
         n, d = args.requests, args.scale_duration
         base = ws_load(ports, PROMPT, concurrency=c, requests=n, duration=d)
@@ -260,7 +261,7 @@ def memory(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     k, instances = args.idle_streams, args.instances
     settings = _settings(instances, k // instances + 1)
     with run_gateway(workdir / "memory", settings) as gw:
-        http_load(gw.port, "openai", PROMPT, concurrency=8, requests=200, duration=1)
+        http_load(gw.port, "openai", PROMPT, concurrency=8, requests=min(args.requests, 200), duration=args.warmup)
         before = gw.rss_kib()
         path, headers, body = request_for("openai-stream", "[sim hang after=1] idle {n}")
         spec = dict(host=HOST, port=gw.port, path=path, headers=headers, bodies=[body],
@@ -395,6 +396,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=[1, 64], help="latency tables at these concurrencies")
     p.add_argument("--requests", type=int, default=20000, help="upper bound per measurement")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (bound)")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds per warm-up (bound)")
     p.add_argument("--procs", type=int, default=1, help="load generator processes")
     p.add_argument("--chunks", type=int, default=2000, help="chunks per relay stream")
     p.add_argument("--relay-concurrency", type=int, default=8)
@@ -410,7 +412,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", help="instance workdirs go here (default: a temp dir)")
     args = p.parse_args(argv)
     if args.quick:
-        args.instances, args.concurrency, args.requests, args.duration = 2, 8, 200, 1.0
+        # each phase stops at whichever bound comes first: a few dozen requests say that every path
+        # works and leaks nothing (CI); figures worth reading need the full run
+        args.instances, args.concurrency, args.requests, args.duration, args.warmup = 2, 8, 60, 0.5, 0.25
         args.latency_concurrency = [8]
         args.chunks, args.relay_concurrency, args.idle_streams = 200, 2, 50
         args.scale_instances, args.scale_concurrency, args.scale_duration = [2], [1, 8], 0.5
