@@ -25,9 +25,9 @@ A killer task SIGKILLs a random READY instance (pid from ``/readyz``) every
 free (per-instance in_flight/waiting 0), all instances READY again, the simulator processes
 are exactly the instances' pids and none is a zombie; upstream sessions: on the live
 instances every session the simulator holds is covered by the gateway's session cache (or is
-with its session reaper, expired while the simulators were listed), and once ``SESSION_TTL`` has passed both are empty (each session created upstream was deleted,
-or died with its killed process); after SIGTERM the gateway exits 0 and leaves no simulator
-process behind.
+with its session reaper, expired while the simulators were listed), and once ``SESSION_TTL``
+has passed both are empty (each session created upstream was deleted, or died with its killed
+process); after SIGTERM the gateway exits 0 and leaves no simulator process behind.
 
 The report counts, per scenario, why each request did not succeed: its status and the error's
 kind (OpenAI ``code``/``type``, Anthropic ``type``; ``stream …`` for an error after the headers,
