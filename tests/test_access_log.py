@@ -36,7 +36,7 @@ def _access_line(gw: RunningGateway, request_id: str, timeout: float = 10) -> di
 
 def _post(gw: RunningGateway, path: str, body: dict, rid: str, key: str = API_KEY) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}", "x-request-id": rid}
-    return httpx.post(gw.url + path, json=body, headers=headers, timeout=30)
+    return gw.http.post(gw.url + path, json=body, headers=headers, timeout=30)
 
 
 def _chat(content: str, *, model: str = "qwen3-coder", stream: bool = False) -> dict:
@@ -60,7 +60,7 @@ def test_client_errors_name_their_type_and_message(gw: RunningGateway) -> None:
     assert _post(gw, "/v1/chat/completions", _chat("x", model="no-such-model"), "rid-404").status_code == 404
     line = _access_line(gw, "rid-404")["message"]
     assert "model=no-such-model" in line and "error=invalid_request_error: The model `no-such-model`" in line
-    assert httpx.get(f"{gw.url}/v1/nowhere", headers={"x-request-id": "rid-route"}, timeout=10).status_code == 404
+    assert gw.http.get(f"{gw.url}/v1/nowhere", headers={"x-request-id": "rid-route"}, timeout=10).status_code == 404
     assert _access_line(gw, "rid-route")["message"].startswith("GET /v1/nowhere 404 ")
 
 
@@ -77,6 +77,6 @@ def test_a_stream_is_logged_when_it_ends_with_its_outcome(gw: RunningGateway, co
 def test_a_stream_the_client_abandons_is_logged_as_disconnected(gw: RunningGateway) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}", "x-request-id": "rid-gone"}
     body = _chat("[sim slow delay=0.2] " + "word " * 40, stream=True)
-    with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=headers, timeout=30) as r:
+    with gw.http.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=headers, timeout=30) as r:
         next(r.iter_bytes())
     assert _access_line(gw, "rid-gone")["message"].endswith("stream=disconnected")

@@ -4,36 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
 from .e2e_support import run_gateway, wait_for
 
 
 def test_metrics_usage_status_and_task_tree(tmp_path: Path) -> None:
     with run_gateway(tmp_path, env={"ADMIN_KEY": "admin-secret-key"}) as gw:
         chat = {"model": "qwen3-coder", "messages": [{"role": "user", "content": "count me"}]}
-        assert httpx.post(f"{gw.base_url}/chat/completions", json=chat, headers=gw.headers()).status_code == 200
+        assert gw.http.post(f"{gw.base_url}/chat/completions", json=chat, headers=gw.headers()).status_code == 200
         admin = {"Authorization": "Bearer admin-secret-key"}
-        metrics = httpx.get(f"{gw.url}/metrics").text
+        metrics = gw.http.get(f"{gw.url}/metrics").text
         assert 'trio_lingma_requests_total{protocol="openai",route="/v1/chat/completions",status="200"} 1.0' in metrics
         assert 'trio_lingma_in_flight{instance="0"} 0.0' in metrics
         assert 'trio_lingma_instance_state{instance="0",state="ready"} 1.0' in metrics
-        assert httpx.get(f"{gw.url}/debug/tasks", headers=gw.headers()).status_code == 403
-        tree = httpx.get(f"{gw.url}/debug/tasks", headers=admin).text
+        assert gw.http.get(f"{gw.url}/debug/tasks", headers=gw.headers()).status_code == 403
+        tree = gw.http.get(f"{gw.url}/debug/tasks", headers=admin).text
         for name in ("lingma[0] supervisor", "lingma[0] process", "lingma[0] reader", "lingma[0] writer"):
             assert name in tree, tree
-        tree_json = httpx.get(f"{gw.url}/debug/tasks?format=json", headers=admin).json()
+        tree_json = gw.http.get(f"{gw.url}/debug/tasks?format=json", headers=admin).json()
         assert tree_json["name"] and tree_json["children"]
-        status = httpx.get(f"{gw.url}/admin/status", headers=admin).json()
+        status = gw.http.get(f"{gw.url}/admin/status", headers=admin).json()
         assert status["instances"][0]["state"] == "ready"
-        usage = httpx.get(f"{gw.url}/admin/usage", headers=admin).json()
+        usage = gw.http.get(f"{gw.url}/admin/usage", headers=admin).json()
         assert "sk-test-key" not in str(usage)
         model = usage["models"]["qwen3-coder"]
         assert model["requests"] == 1 and model["errors"] == 0
         assert model["input_tokens"] > 0 and model["output_tokens"] > 0
         (key,) = usage["keys"].values()
         assert key == model
-        metrics = httpx.get(f"{gw.url}/metrics").text
+        metrics = gw.http.get(f"{gw.url}/metrics").text
         assert f'trio_lingma_tokens_total{{direction="output",model="qwen3-coder"}} {float(model["output_tokens"])}' in metrics
         assert "trio_lingma_time_to_first_token_seconds_count" in metrics
         assert "trio_lingma_queue_wait_seconds_count 1.0" in metrics
@@ -87,10 +85,10 @@ def test_json_logs_carry_the_request_id_and_no_secrets(tmp_path: Path) -> None:
 
     with run_gateway(tmp_path, env={"LOG_FORMAT": "json"}) as gw:
         chat = {"model": "qwen3-coder", "messages": [{"role": "user", "content": "[sim error status=500] secret prompt"}]}
-        response = httpx.post(f"{gw.base_url}/chat/completions", json=chat,
+        response = gw.http.post(f"{gw.base_url}/chat/completions", json=chat,
                               headers={**gw.headers(), "x-request-id": "trace-abc.123"}, timeout=30)
         assert response.headers["x-request-id"] == "trace-abc.123"
-        evil = httpx.get(f"{gw.url}/healthz", headers={"x-request-id": "bad id <script>"})
+        evil = gw.http.get(f"{gw.url}/healthz", headers={"x-request-id": "bad id <script>"})
         assert evil.headers["x-request-id"].startswith("req_")
         log = gw.log()
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
@@ -107,7 +105,7 @@ def test_metrics_during_a_stream_show_it_in_flight(tmp_path: Path) -> None:
         started = threading.Event()
 
         def stream() -> None:
-            with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(),
+            with gw.http.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(),
                               timeout=30) as response:
                 for _ in response.iter_lines():
                     started.set()
@@ -115,10 +113,10 @@ def test_metrics_during_a_stream_show_it_in_flight(tmp_path: Path) -> None:
         thread = threading.Thread(target=stream, name="stream")
         thread.start()
         assert started.wait(10)
-        during = httpx.get(f"{gw.url}/metrics").text
+        during = gw.http.get(f"{gw.url}/metrics").text
         thread.join(30)
         def settled() -> str | None:  # the turn's clean-up runs just after the last byte
-            text = httpx.get(f"{gw.url}/metrics").text
+            text = gw.http.get(f"{gw.url}/metrics").text
             return text if 'trio_lingma_in_flight{instance="0"} 0.0' in text else None
 
         after = wait_for(settled)

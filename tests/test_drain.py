@@ -9,7 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-import httpx
 import pytest
 
 from .e2e_support import API_KEY, RunningGateway, run_gateway, simulator_pids
@@ -21,7 +20,7 @@ def _stream_in_thread(gw: RunningGateway, content: str) -> tuple[threading.Threa
     body = {"model": "qwen3-coder", "stream": True, "messages": [{"role": "user", "content": content}]}
 
     def run() -> None:
-        with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(),
+        with gw.http.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(),
                           timeout=30) as response:
             for line in response.iter_lines():
                 if line.startswith("data:"):
@@ -42,7 +41,7 @@ def test_sigterm_lets_the_stream_finish_refuses_new_work_and_exits_0(tmp_path: P
         assert first.wait(10)
         gw.process.send_signal(signal.SIGTERM)
         chat = {"model": "qwen3-coder", "messages": [{"role": "user", "content": "late"}]}
-        refused = httpx.post(f"{gw.base_url}/chat/completions", json=chat, headers=gw.headers(), timeout=10)
+        refused = gw.http.post(f"{gw.base_url}/chat/completions", json=chat, headers=gw.headers(), timeout=10)
         assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
         assert "shutting down" in refused.json()["error"]["message"]
         assert gw.readyz().status_code == 503 and gw.readyz().json()["draining"] is True

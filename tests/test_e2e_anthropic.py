@@ -36,7 +36,7 @@ def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
         yield gateway
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one client per gateway, as an application has
 def client(gw: RunningGateway) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(base_url=gw.url, api_key=API_KEY, max_retries=0, timeout=30) as client:
         yield client
@@ -61,7 +61,7 @@ def parse_sse(lines: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
 def raw_stream(gw: RunningGateway, body: dict, *, path: str = "/v1/messages",
                headers: dict | None = None) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
     """POST a streaming request; return the response and its grammar-checked events."""
-    with httpx.stream("POST", gw.url + path, json={**body, "stream": True},
+    with gw.http.stream("POST", gw.url + path, json={**body, "stream": True},
                       headers=headers or ANTHROPIC_HEADERS, timeout=30) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -71,7 +71,7 @@ def raw_stream(gw: RunningGateway, body: dict, *, path: str = "/v1/messages",
 
 
 def _post(gw: RunningGateway, path: str, body: dict, headers: dict | None = None) -> httpx.Response:
-    return httpx.post(gw.url + path, json=body, headers=ANTHROPIC_HEADERS if headers is None else headers,
+    return gw.http.post(gw.url + path, json=body, headers=ANTHROPIC_HEADERS if headers is None else headers,
                       timeout=30)
 
 
@@ -209,7 +209,7 @@ def test_bearer_auth_beta_query_and_headers(gw: RunningGateway) -> None:
     ],
 )
 def test_errors_in_anthropic_shape(gw: RunningGateway, method, path, body, headers, status, kind) -> None:
-    response = httpx.request(method, gw.url + path, json=body, timeout=10,
+    response = gw.http.request(method, gw.url + path, json=body, timeout=10,
                              headers=ANTHROPIC_HEADERS if headers is None else headers)
     assert response.status_code == status, response.text
     payload = response.json()
@@ -218,13 +218,13 @@ def test_errors_in_anthropic_shape(gw: RunningGateway, method, path, body, heade
 
 
 def test_errors_outside_messages_stay_openai_shaped(gw: RunningGateway) -> None:
-    response = httpx.post(gw.url + "/v1/nope", json={}, headers=ANTHROPIC_HEADERS, timeout=10)
+    response = gw.http.post(gw.url + "/v1/nope", json={}, headers=ANTHROPIC_HEADERS, timeout=10)
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     assert response.headers["request-id"]
 
 
 def test_bad_json_and_oversize_bodies(gw: RunningGateway) -> None:
-    response = httpx.post(gw.url + "/v1/messages", content=b"{nope", headers=ANTHROPIC_HEADERS, timeout=10)
+    response = gw.http.post(gw.url + "/v1/messages", content=b"{nope", headers=ANTHROPIC_HEADERS, timeout=10)
     assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
     huge = _user("x" * (MAX_BODY + 1))
     response = _post(gw, "/v1/messages", huge)
@@ -238,7 +238,7 @@ def test_bad_json_and_oversize_bodies(gw: RunningGateway) -> None:
             yield b"y" * 65536
         yield b'"}]}'
 
-    response = httpx.post(gw.url + "/v1/messages", content=chunked(),
+    response = gw.http.post(gw.url + "/v1/messages", content=chunked(),
                           headers={**ANTHROPIC_HEADERS, "content-type": "application/json"}, timeout=10)
     assert response.status_code == 413, response.text
     assert response.json()["error"]["type"] == "request_too_large"

@@ -38,12 +38,12 @@ def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
 
 def _openai(gw: RunningGateway, text: str, **extra: object) -> httpx.Response:
     body = {"model": "qwen3-coder", "messages": [{"role": "user", "content": text}], **extra}
-    return httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(), timeout=30)
+    return gw.http.post(f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(), timeout=30)
 
 
 def _anthropic(gw: RunningGateway, text: str, **extra: object) -> httpx.Response:
     body = {"model": "qwen3-coder", "max_tokens": 64, "messages": [{"role": "user", "content": text}], **extra}
-    return httpx.post(f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30)
+    return gw.http.post(f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30)
 
 
 def _restarts(gw: RunningGateway) -> list[int]:

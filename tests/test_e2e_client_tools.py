@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
-import httpx
 import openai
 import pytest
 
@@ -44,13 +43,13 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
         yield gateway
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one client per gateway, as an application has
 def oai(gw: RunningGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=gw.base_url, api_key=API_KEY, max_retries=0, timeout=30) as client:
         yield client
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one client per gateway, as an application has
 def ant(gw: RunningGateway) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(base_url=gw.url, api_key=API_KEY, max_retries=0, timeout=30) as client:
         yield client
@@ -174,7 +173,7 @@ def test_openai_stream_reasks_a_call_nothing_of_which_was_sent(oai: openai.OpenA
 def test_openai_stream_with_a_streamed_invalid_call_ends_with_an_error(gw: RunningGateway) -> None:
     body = {"model": "qwen3-coder", "stream": True, "tools": OAI_TOOLS,
             "messages": [{"role": "user", "content": "[sim call bad=schema] Oslo"}]}
-    with httpx.stream("POST", gw.base_url + "/chat/completions", json=body, headers=gw.headers(), timeout=30) as r:
+    with gw.http.stream("POST", gw.base_url + "/chat/completions", json=body, headers=gw.headers(), timeout=30) as r:
         assert r.status_code == 200
         lines = [line for line in r.iter_lines() if line.startswith("data: ")]
     payloads = [json.loads(line[6:]) for line in lines if line != "data: [DONE]"]
@@ -206,7 +205,7 @@ def test_anthropic_tool_use_then_tool_result_then_answer(ant: anthropic.Anthropi
 def test_anthropic_stream_grammar_with_parallel_tool_use(gw: RunningGateway, ant: anthropic.Anthropic) -> None:
     body = {"model": "qwen3-coder", "max_tokens": 1024, "stream": True, "tools": ANT_TOOLS,
             "messages": [{"role": "user", "content": "[sim call tool=get_time,get_weather] Oslo"}]}
-    with httpx.stream("POST", gw.url + "/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30) as r:
+    with gw.http.stream("POST", gw.url + "/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30) as r:
         assert r.status_code == 200
         events = parse_sse(list(r.iter_lines()))
     check_stream(events)

@@ -24,14 +24,14 @@ def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
         yield gateway
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one client per gateway, as an application has
 def client(gw: RunningGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=gw.base_url, api_key=API_KEY, max_retries=0, timeout=30) as client:
         yield client
 
 
 def _chat(gw: RunningGateway, body: dict, **kw) -> httpx.Response:
-    return httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(), timeout=30, **kw)
+    return gw.http.post(f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(), timeout=30, **kw)
 
 
 def test_readyz_reports_the_simulator(gw: RunningGateway) -> None:
@@ -138,7 +138,7 @@ def test_stop_and_max_tokens(client: openai.OpenAI) -> None:
     ],
 )
 def test_errors_in_openai_shape(gw: RunningGateway, body, headers, status, code) -> None:
-    response = httpx.post(f"{gw.base_url}/chat/completions", json=body,
+    response = gw.http.post(f"{gw.base_url}/chat/completions", json=body,
                           headers=gw.headers() if headers is None else headers, timeout=10)
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -148,13 +148,13 @@ def test_errors_in_openai_shape(gw: RunningGateway, body, headers, status, code)
 
 
 def test_bad_json_and_oversize_body(gw: RunningGateway) -> None:
-    response = httpx.post(f"{gw.base_url}/chat/completions", content=b"{nope", headers=gw.headers(), timeout=10)
+    response = gw.http.post(f"{gw.base_url}/chat/completions", content=b"{nope", headers=gw.headers(), timeout=10)
     assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
     lone_surrogate = b'{"model":"qwen3-coder","messages":[{"role":"user","content":"\\ud800"}]}'
-    response = httpx.post(f"{gw.base_url}/chat/completions", content=lone_surrogate, headers=gw.headers(), timeout=10)
+    response = gw.http.post(f"{gw.base_url}/chat/completions", content=lone_surrogate, headers=gw.headers(), timeout=10)
     assert response.status_code == 400 and "surrogate" in response.json()["error"]["message"]
     huge = {"model": "qwen3-coder", "messages": [{"role": "user", "content": "x" * (2 * 1024 * 1024)}]}
-    response = httpx.post(f"{gw.base_url}/chat/completions", json=huge, headers=gw.headers(), timeout=10)
+    response = gw.http.post(f"{gw.base_url}/chat/completions", json=huge, headers=gw.headers(), timeout=10)
     assert response.status_code == 413
     assert response.json()["error"]["message"]
 
@@ -182,7 +182,7 @@ def test_upstream_error_non_stream_and_stream(gw: RunningGateway, client: openai
 def test_keepalive_comments_during_silence(gw: RunningGateway) -> None:
     body = {"model": "qwen3-coder", "stream": True,
             "messages": [{"role": "user", "content": "[sim slow delay=0.7] ab"}]}
-    with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(), timeout=30) as r:
+    with gw.http.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(), timeout=30) as r:
         lines = [line for line in r.iter_lines() if line]
     assert any(line.startswith(":") for line in lines)
     assert lines[-1] == "data: [DONE]"
@@ -193,7 +193,7 @@ def test_sigkill_of_the_runtime_fails_cleanly_and_recovers(tmp_path: Path) -> No
     with run_gateway(tmp_path) as gw:
         body = {"model": "qwen3-coder", "stream": True,
                 "messages": [{"role": "user", "content": "[sim slow delay=0.3] " + "z" * 200}]}
-        with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body,
+        with gw.http.stream("POST", f"{gw.base_url}/chat/completions", json=body,
                           headers=gw.headers(), timeout=30) as response:
             assert response.status_code == 200
             lines = response.iter_lines()

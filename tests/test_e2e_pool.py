@@ -42,7 +42,7 @@ def all_asks(gw: RunningGateway) -> list[dict[str, Any]]:
 
 def _chat(gw: RunningGateway, messages: list[dict[str, str]], **extra: Any) -> httpx.Response:
     body = {"model": "qwen3-coder", "messages": messages, **extra}
-    return httpx.post(f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(), timeout=30)
+    return gw.http.post(f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(), timeout=30)
 
 
 def _content(line: str) -> str:
@@ -77,7 +77,7 @@ def test_follow_up_turn_reuses_the_upstream_session(gw: RunningGateway) -> None:
 def test_disconnect_mid_stream_stops_upstream_and_frees_the_slot(gw: RunningGateway) -> None:
     body = {"model": "qwen3-coder", "stream": True,
             "messages": [{"role": "user", "content": "[sim slow delay=0.2] walk away " + "z" * 300}]}
-    with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(),
+    with gw.http.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=gw.headers(),
                       timeout=30) as response:
         assert response.status_code == 200
         lines = response.iter_lines()

@@ -27,18 +27,18 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
         yield gateway
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one client per gateway, as an application has
 def client(gw: RunningGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=gw.base_url, api_key=API_KEY, max_retries=0, timeout=30) as client:
         yield client
 
 
 def _post(gw: RunningGateway, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{gw.base_url}/responses", json=body, headers=gw.headers(), timeout=30)
+    return gw.http.post(f"{gw.base_url}/responses", json=body, headers=gw.headers(), timeout=30)
 
 
 def _get(gw: RunningGateway, path: str) -> httpx.Response:
-    return httpx.get(f"{gw.base_url}{path}", headers=gw.headers(), timeout=30)
+    return gw.http.get(f"{gw.base_url}{path}", headers=gw.headers(), timeout=30)
 
 
 def test_create_with_a_string_input(client: openai.OpenAI) -> None:
@@ -137,7 +137,7 @@ def test_stream_function_call_arguments(client: openai.OpenAI) -> None:
 
 
 def test_raw_stream_grammar(gw: RunningGateway) -> None:
-    with httpx.stream("POST", f"{gw.base_url}/responses", headers=gw.headers(), timeout=30,
+    with gw.http.stream("POST", f"{gw.base_url}/responses", headers=gw.headers(), timeout=30,
                       json={"model": "qwen3-coder", "input": "grammar", "stream": True}) as response:
         assert response.status_code == 200
         frames = parse_sse(response.read().decode().splitlines())
@@ -179,5 +179,5 @@ def test_bad_requests_in_openai_shape(gw: RunningGateway, body: dict[str, Any], 
 
 def test_unknown_model_and_auth(gw: RunningGateway) -> None:
     assert _post(gw, {"model": "nope", "input": "x"}).json()["error"]["code"] == "model_not_found"
-    response = httpx.post(f"{gw.base_url}/responses", json={"model": "qwen3-coder", "input": "x"}, timeout=10)
+    response = gw.http.post(f"{gw.base_url}/responses", json={"model": "qwen3-coder", "input": "x"}, timeout=10)
     assert response.status_code == 401 and response.json()["error"]["type"] == "authentication_error"

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
-import httpx
 import openai
 import pytest
 
@@ -37,7 +36,7 @@ def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
         yield gateway
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one client per gateway, as an application has
 def oai(gw: RunningGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=gw.base_url, api_key=API_KEY, max_retries=0, timeout=30) as client:
         yield client
@@ -95,7 +94,7 @@ def test_openai_error_status_still_stops_normally(oai: openai.OpenAI) -> None:
 
 @pytest.fixture
 def messages_route(gw: RunningGateway) -> None:
-    probe = httpx.post(f"{gw.url}/v1/messages", json={}, headers=ANTHROPIC_HEADERS, timeout=10)
+    probe = gw.http.post(f"{gw.url}/v1/messages", json={}, headers=ANTHROPIC_HEADERS, timeout=10)
     if probe.status_code == 404:
         pytest.fail("the Anthropic route /v1/messages is missing (404)")
 
@@ -123,7 +122,7 @@ def check_tool_blocks(content: list[dict[str, Any]], variant: str) -> None:
 @pytest.mark.usefixtures("messages_route")
 def test_anthropic_non_stream_sees_tool_blocks(gw: RunningGateway) -> None:
     body = {"model": "qwen3-coder", "max_tokens": 1024, "messages": [{"role": "user", "content": TOOLS}]}
-    response = httpx.post(f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30)
+    response = gw.http.post(f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30)
     assert response.status_code == 200, response.text
     message = response.json()
     assert message["stop_reason"] == "end_turn"
@@ -135,7 +134,7 @@ def test_anthropic_non_stream_sees_tool_blocks(gw: RunningGateway) -> None:
 def test_anthropic_stream_grammar_and_sdk(gw: RunningGateway) -> None:
     body = {"model": "qwen3-coder", "max_tokens": 1024, "stream": True,
             "messages": [{"role": "user", "content": TOOLS}]}
-    with httpx.stream("POST", f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30) as r:
+    with gw.http.stream("POST", f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30) as r:
         assert r.status_code == 200
         events = parse_sse(list(r.iter_lines()))
     events = [(n, p) for n, p in events if n != "ping"]
@@ -183,7 +182,7 @@ def test_tool_bridge_setting_switches_the_representation(tmp_path, mode: str, va
         message = client.chat.completions.create(
             model="qwen3-coder", messages=[{"role": "user", "content": TOOLS}]).choices[0].message
         body = {"model": "qwen3-coder", "max_tokens": 512, "messages": [{"role": "user", "content": TOOLS}]}
-        blocks = httpx.post(f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30).json()["content"]
+        blocks = gw.http.post(f"{gw.url}/v1/messages", json=body, headers=ANTHROPIC_HEADERS, timeout=30).json()["content"]
     assert message.tool_calls is None
     assert {b["type"] for b in blocks} == {"text"}
     assert "toolCall::" not in message.content

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import trio
 import trio_websocket
@@ -45,7 +44,7 @@ async def test_a_websocket_upgrade_gets_a_quiet_404(gw: RunningGateway, path: st
 
 def test_readyz_says_only_ready_without_the_admin_key(gw: RunningGateway) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong-key"}, gw.headers()):
-        response = httpx.get(f"{gw.url}/readyz", headers=headers, timeout=5)
+        response = gw.http.get(f"{gw.url}/readyz", headers=headers, timeout=5)
         assert response.status_code == 200
         assert response.json() == {"ready": True, "draining": False}
     detail = gw.readyz().json()  # with the admin key
@@ -56,13 +55,13 @@ def test_readyz_says_only_ready_without_the_admin_key(gw: RunningGateway) -> Non
 def test_a_huge_model_name_is_not_echoed_whole(gw: RunningGateway, route: str) -> None:
     model = "m" * 100_000
     body = {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
-    response = httpx.post(gw.url + route, json=body, headers=gw.headers(), timeout=30)
+    response = gw.http.post(gw.url + route, json=body, headers=gw.headers(), timeout=30)
     assert response.status_code == 404, response.text
     assert len(response.content) < 1000
     assert "m" * 199 + "…" in response.text and "m" * 201 not in response.text
 
 
 def test_a_huge_unknown_path_is_not_echoed_whole(gw: RunningGateway) -> None:
-    response = httpx.get(f"{gw.url}/v1/{'x' * 5000}", headers=gw.headers(), timeout=10)
+    response = gw.http.get(f"{gw.url}/v1/{'x' * 5000}", headers=gw.headers(), timeout=10)
     assert response.status_code == 404 and len(response.content) < 1000
     assert "…" in response.json()["error"]["message"]

@@ -30,7 +30,7 @@ def test_not_logged_in_instance_is_unhealthy_with_its_reason(tmp_path: Path) -> 
         assert "not logged in (auth/status 1 NOT_LOGIN)" in instance["last_error"]
         assert "LINGMA_DATA_DIR" in instance["last_error"]
         chat = {"model": "qwen3-coder", "messages": [{"role": "user", "content": "hi"}]}
-        response = httpx.post(f"{gw.base_url}/chat/completions", json=chat, headers=gw.headers(), timeout=10)
+        response = gw.http.post(f"{gw.base_url}/chat/completions", json=chat, headers=gw.headers(), timeout=10)
         assert response.status_code == 503
-        assert 'trio_lingma_instance_logged_in{instance="0"} 0.0' in httpx.get(f"{gw.url}/metrics").text
+        assert 'trio_lingma_instance_logged_in{instance="0"} 0.0' in gw.http.get(f"{gw.url}/metrics").text
         assert "not logged in" in gw.log()
