@@ -32,8 +32,11 @@ async def _sim_stats(port: int) -> Any:
 
 def sim_stats(gw: RunningGateway) -> list[dict[str, Any]]:
     """``sim/stats`` of every instance, by index."""
-    ports = [i["ws_port"] for i in gw.readyz().json()["instances"]]
-    return [trio.run(_sim_stats, port) for port in ports]
+    def ports() -> list[int] | None:  # /readyz answers once one instance is ready: wait for all of them
+        found = [i["ws_port"] for i in gw.readyz().json()["instances"]]
+        return found if all(found) else None
+
+    return [trio.run(_sim_stats, port) for port in wait_for(ports, timeout=30)]
 
 
 def all_asks(gw: RunningGateway) -> list[dict[str, Any]]:
