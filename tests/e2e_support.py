@@ -53,7 +53,7 @@ class RunningGateway:
         headers = {"Authorization": f"Bearer {self.admin_key}"} if self.admin_key else {}
         return self.http.get(f"{self.url}/readyz", headers=headers, timeout=5)
 
-    def wait_ready(self, timeout: float = 30.0) -> dict:
+    def wait_ready(self, timeout: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -163,7 +163,7 @@ def run_simulator(workdir: Path, *extra: str) -> Iterator[str]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = workdir / "logs" / "lingma.log"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a bound for a loaded machine, not an expectation
         while time.monotonic() < deadline:
             text = log.read_text(errors="replace") if log.exists() else ""
             if "Communication servers ready - WebSocket: " in text:
