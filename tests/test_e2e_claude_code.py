@@ -22,6 +22,9 @@ import pytest
 from .e2e_support import API_KEY, RunningGateway, run_gateway
 from .real_clients import client_bin
 
+# first under xdist: a fresh machine installs the pinned npm clients in the first of these tests
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
