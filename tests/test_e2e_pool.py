@@ -95,17 +95,19 @@ def test_disconnect_mid_stream_stops_upstream_and_frees_the_slot(gw: RunningGate
 
 def test_burst_against_one_slot_gets_exactly_the_answers_the_settings_imply(tmp_path: Path) -> None:
     env = {"LINGMA_INSTANCES": "1", "LINGMA_CONCURRENCY": "1", "QUEUE_SIZE": "2", "QUEUE_TIMEOUT": "1"}
-    # One client made up front: httpx.post builds a client (and an SSL context) per call, which on a
-    # loaded machine delays the burst by more than QUEUE_TIMEOUT and lets the slow request finish first.
+    body = {"model": "qwen3-coder"}
+    # The slot is held by a stream that hangs after its first chunk until the test closes it, so
+    # however slow the machine, the burst meets a busy slot (a timed [sim slow] turn could end first).
+    hold = {**body, "stream": True, "messages": [{"role": "user", "content": "[sim hang after=1] hold the slot"}]}
     with run_gateway(tmp_path, env=env) as gw, ThreadPoolExecutor(8) as pool, httpx.Client(timeout=30) as client:
-        slow = pool.submit(_chat, gw, [{"role": "user", "content": "[sim slow delay=0.8] hold the slot"}])
-        wait_for(lambda: gw.readyz().json()["in_flight"] == 1)
-        body = {"model": "qwen3-coder"}
-        burst = [pool.submit(client.post, f"{gw.base_url}/chat/completions", headers=gw.headers(),
-                             json={**body, "messages": [{"role": "user", "content": f"burst {i}"}]})
-                 for i in range(5)]
-        answers = [f.result() for f in burst]
-        assert slow.result().status_code == 200
+        with client.stream("POST", f"{gw.base_url}/chat/completions", headers=gw.headers(), json=hold) as holder:
+            assert holder.status_code == 200
+            wait_for(lambda: gw.readyz().json()["in_flight"] == 1)
+            burst = [pool.submit(client.post, f"{gw.base_url}/chat/completions", headers=gw.headers(),
+                                 json={**body, "messages": [{"role": "user", "content": f"burst {i}"}]})
+                     for i in range(5)]
+            answers = [f.result() for f in burst]
+        wait_for(lambda: gw.readyz().json()["in_flight"] == 0)  # the slot is free once the holder left
         codes = sorted(r.status_code for r in answers)
         assert codes == [429, 429, 429, 503, 503]
         for response in answers:
